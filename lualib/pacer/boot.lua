@@ -1,0 +1,40 @@
+-- pacer.boot: run once by the host before the main chunk. Wraps coroutine.resume and
+-- coroutine.wrap so that a pacer wait inside a user's own coroutine is passed up to the
+-- scheduler (and its answer passed back down) instead of surfacing at the user's resume.
+local task = require "pacer.c.task"
+
+local MARK = task.yield_mark()
+local co = coroutine
+local resume, yield, status, close = co.resume, co.yield, co.status, co.close
+
+local function pass(thread, ok, ...)
+  if ok and status(thread) == "suspended" and (...) == MARK then
+    return pass(thread, resume(thread, yield(MARK)))
+  end
+  return ok, ...
+end
+
+local wrapped = {}
+for k, v in pairs(co) do wrapped[k] = v end
+
+function wrapped.resume(thread, ...)
+  return pass(thread, resume(thread, ...))
+end
+
+local function unwrap(thread, ok, ...)
+  if ok then return ... end
+  close(thread)
+  error((...), 0)
+end
+
+function wrapped.wrap(fn)
+  local thread = co.create(fn)
+  return function(...)
+    return unwrap(thread, pass(thread, resume(thread, ...)))
+  end
+end
+
+_G.coroutine = wrapped
+package.loaded.coroutine = wrapped
+-- the host's one global, for -e one-liners and the REPL; scripts may still require it
+_G.pacer = require "pacer"

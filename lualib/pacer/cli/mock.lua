@@ -1,0 +1,58 @@
+-- pacer.cli.mock: `pacer mock [--port P] [--rate R] ...`, the mock API in the foreground.
+local pacer = require "pacer"
+
+local USAGE = [[
+usage: pacer mock [--host H] [--port P] [--rate R] [--burst N] [--mode gcra|fixed]
+                  [--fail P] [--drop P] [--latency D] [--key K]
+  --rate R     limit, e.g. 5/s, 50/min, 100/30s (default 50/s)
+  --burst N    requests allowed back to back (default: the whole limit)
+  --mode M     gcra (smooth, default) or fixed (fixed windows)
+  --fail P     probability 0..1 of an injected 500/503
+  --drop P     probability 0..1 of a connection dropped mid-answer
+  --latency D  added latency, e.g. 50ms
+  --key K      require X-Auth-Token: K
+]]
+
+local FLAGS = {
+  ["--host"] = "host", ["--port"] = "port", ["--rate"] = "rate", ["--burst"] = "burst",
+  ["--mode"] = "mode", ["--fail"] = "fail", ["--drop"] = "drop", ["--latency"] = "latency",
+  ["--key"] = "key",
+}
+local NUMERIC = {port = "integer", burst = "integer", fail = "number", drop = "number"}
+
+return function(...)
+  local args = {...}
+  local o = {port = 8080}
+  local i = 1
+  while i <= #args do
+    local a = args[i]
+    if a == "-h" or a == "--help" then
+      io.stdout:write(USAGE)
+      return
+    end
+    local flag, value = a:match("^(%-%-[%w-]+)=(.*)$")
+    flag = flag or a
+    local name = FLAGS[flag]
+    if not name then error("pacer mock: unknown option '" .. a .. "'\n" .. USAGE, 0) end
+    if not value then
+      i = i + 1
+      value = args[i]
+      if value == nil then error("pacer mock: option " .. flag .. " needs a value", 0) end
+    end
+    if NUMERIC[name] then
+      local n = tonumber(value)
+      if not n or (NUMERIC[name] == "integer" and math.type(n) ~= "integer") then
+        error(string.format("pacer mock: %s expects %s, got '%s'", flag,
+          NUMERIC[name] == "integer" and "an integer" or "a number", value), 0)
+      end
+      value = n
+    end
+    o[name] = value
+    i = i + 1
+  end
+  local mock = pacer.mock(o)
+  io.stdout:write(string.format("pacer mock: listening on %s (rate %s, %s%s%s)\n", mock.url,
+    o.rate or "50/s", mock.mode, o.fail and (", fail " .. o.fail) or "", o.drop and (", drop " .. o.drop) or ""))
+  io.stdout:flush()
+  while true do pacer.sleep(3600) end
+end

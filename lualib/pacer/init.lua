@@ -1,0 +1,67 @@
+-- pacer: the public Lua API (see README). C objects come from pacer.c.*; policies and
+-- helpers from the Lua modules beside this file.
+local corelib = require "pacer.c.corelib"
+local task = require "pacer.c.task"
+local http = require "pacer.c.http"
+local new_limiter = require "pacer.c.limiter"
+local opts = require "pacer.opts"
+
+local pacer = {
+  version = "0.1.0",
+  spawn = task.spawn,
+  sleep = task.sleep,
+  now = task.now,
+  wall = task.wall,
+  current = task.current,
+  parse_rate = corelib.parse_rate,
+  parse_duration = corelib.parse_duration,
+  parse_retry_after = corelib.parse_retry_after,
+  parse_quota = corelib.parse_quota,
+  json = require "cjson",
+  backoff = require "pacer.backoff",
+  inflight = http.inflight,
+}
+
+function pacer.limiter(o)
+  local ok, lim = pcall(new_limiter, o)
+  if not ok then opts.raise("%s", lim) end
+  return lim
+end
+
+function pacer.request(o) return require("pacer.request").request(o) end
+function pacer.client(o) return require("pacer.client").new(o) end
+function pacer.serve(o) return require("pacer.serve").serve(o) end
+function pacer.mock(o) return require("pacer.mock").start(o) end
+function pacer.semaphore(n) return require("pacer.sync").semaphore(n) end
+function pacer.progress(o) return require("pacer.progress").start(o) end
+function pacer.stats() return require("pacer.stats").copy(require("pacer.stats").run) end
+
+-- pacer.each(list, fn, {concurrency = 16}): fn(item, index) for every item with at most
+-- `concurrency` running at once. Returns {ok=, value=|err=} per item, in list order.
+function pacer.each(list, fn, o)
+  if type(list) ~= "table" then opts.raise("pacer.each: expected a list, got %s", type(list)) end
+  if type(fn) ~= "function" then opts.raise("pacer.each: expected a function, got %s", type(fn)) end
+  o = opts.check("pacer.each", o or {}, {concurrency = "integer", progress = "boolean", label = "string"})
+  local n = #list
+  local conc = o.concurrency or 16
+  if conc < 1 then opts.raise("pacer.each: 'concurrency' must be >= 1, got %d", conc) end
+  local bar = o.progress ~= false and pacer.progress{total = n, label = o.label}
+  local results, next_i = {}, 0
+  local function worker()
+    while true do
+      next_i = next_i + 1
+      local i = next_i
+      if i > n then return end
+      local ok, v = pcall(fn, list[i], i)
+      results[i] = ok and {ok = true, value = v} or {ok = false, err = v}
+      if bar then bar:advance(ok) end
+    end
+  end
+  local workers = {}
+  for w = 1, math.min(conc, n) do workers[w] = task.spawn(worker) end
+  for _, w in ipairs(workers) do w:wait() end
+  if bar then bar:finish() end
+  return results
+end
+
+return pacer

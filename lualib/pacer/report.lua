@@ -1,0 +1,57 @@
+-- pacer.report: the run summary at exit (and on SIGINT) and the --stats file.
+local cjson = require "cjson"
+local options = require "pacer.options"
+local stats = require "pacer.stats"
+local task = require "pacer.c.task"
+
+local M = {}
+
+function M.summary(how)
+  local run = stats.run
+  local makespan = task.now() - run.started
+  local s = {
+    outcome = how, requests = run.requests, ok = run.ok, failed = run.failed,
+    retries = run.retries, throttled = run.throttled, waited = run.waited,
+    makespan = makespan, by_status = {}, errors = run.errors,
+  }
+  for code, n in pairs(run.by_status) do s.by_status[tostring(code)] = n end
+  if #run.rates == 1 and run.ok + run.failed > 0 then
+    s.rate = run.rates[1]
+    s.ideal = (run.ok + run.failed) / run.rates[1]
+    s.ratio = makespan / s.ideal
+  end
+  return s
+end
+
+local function line(s)
+  local codes = {}
+  for code, n in pairs(s.by_status) do codes[#codes + 1] = code .. "×" .. n end
+  table.sort(codes)
+  for kind, n in pairs(s.errors) do codes[#codes + 1] = kind .. "×" .. n end
+  local out = string.format("pacer: %d requests in %.2fs: %d ok, %d failed, %d retries, %d throttled (429), %.2fs waiting for the limiter",
+    s.requests, s.makespan, s.ok, s.failed, s.retries, s.throttled, s.waited)
+  if #codes > 0 then out = out .. "\npacer: by status: " .. table.concat(codes, " ") end
+  if s.ratio then
+    out = out .. string.format("\npacer: makespan %.2fs vs ideal N/R %.2fs at %g/s: ratio %.3f", s.makespan,
+      s.ideal, s.rate, s.ratio)
+  end
+  return out
+end
+
+function M.at_exit(how)
+  local s = M.summary(how)
+  if options.stats then
+    local f, err = io.open(options.stats, "w")
+    if not f then
+      io.stderr:write("pacer: --stats: cannot open ", err, "\n")
+    else
+      f:write(cjson.encode(s), "\n")
+      f:close()
+    end
+  end
+  if (options.verbosity or 0) >= 0 and (s.requests > 0 or how == "interrupted") then
+    io.stderr:write(line(s), "\n")
+  end
+end
+
+return M

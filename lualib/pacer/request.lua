@@ -1,0 +1,178 @@
+-- pacer.request: one logical request: build it, then attempt, pace, retry until it
+-- succeeds, fails for good, or the policy gives up. Clients call send() with their
+-- limiter, semaphore and stats.
+local cjson = require "cjson"
+local corelib = require "pacer.c.corelib"
+local http = require "pacer.c.http"
+local task = require "pacer.c.task"
+local opts = require "pacer.opts"
+local response = require "pacer.response"
+local retry = require "pacer.retry"
+local stats = require "pacer.stats"
+local url = require "pacer.url"
+
+local M = {}
+
+M.SPEC = {
+  method = "string", url = "string", headers = "table", query = {"table", "string"},
+  json = "any", body = "string", form = "table", timeout = "duration",
+  connect_timeout = "duration", limiter = {"userdata", "table"}, retry = {"table", "boolean"},
+  follow = {"boolean", "integer"}, verify = "boolean", max_body = "integer",
+  idempotency_key = "string",
+}
+
+local SAFE = {GET = true, HEAD = true, OPTIONS = true, TRACE = true, PUT = true, DELETE = true}
+
+local function check_header(where, name, value)
+  name = tostring(name)
+  if not name:match("^[!#$%%&'*+%-.^_`|~%w]+$") then
+    opts.raise("%s: invalid header name %q (header injection?)", where, name)
+  end
+  value = tostring(value)
+  if value:find("[\r\n%z]") then
+    opts.raise("%s: header '%s' contains CR, LF or NUL (header injection?)", where, name)
+  end
+  return name, value
+end
+
+-- Builds the wire request from options o, with client defaults `base` (may be nil).
+-- Returns {method, url, headers = {"Name: value"}, hdr = {lower = value}, body, ...}.
+function M.prepare(where, o, base)
+  base = base or {}
+  if o.url == nil then opts.raise("%s: option 'url' is required", where) end
+  local r = {method = (o.method or "GET"):upper()}
+  if not r.method:match("^[A-Z]+$") then opts.raise("%s: invalid method %q", where, o.method) end
+  r.url = url.join(base.base_url, o.url)
+  if o.query then r.url = url.add_query(r.url, o.query) end
+  local n = 0
+  for _, k in ipairs{"json", "form", "body"} do if o[k] ~= nil then n = n + 1 end end
+  if n > 1 then opts.raise("%s: give only one of 'json', 'form' and 'body'", where) end
+
+  local hdr, order = {}, {}
+  local function add(k, v)
+    local name, value = check_header(where, k, v)
+    local lk = name:lower()
+    if hdr[lk] == nil then order[#order + 1] = name end
+    hdr[lk] = value
+    order[lk] = name
+  end
+  for k, v in pairs(base.headers or {}) do add(k, v) end
+  for k, v in pairs(o.headers or {}) do add(k, v) end
+  if o.json ~= nil then
+    local ok, body = pcall(cjson.encode, o.json)
+    if not ok then opts.raise("%s: cannot encode 'json': %s", where, body) end
+    r.body = body
+    if not hdr["content-type"] then add("Content-Type", "application/json") end
+  elseif o.form then
+    r.body = url.query(o.form)
+    if not hdr["content-type"] then add("Content-Type", "application/x-www-form-urlencoded") end
+  else
+    r.body = o.body
+  end
+  if o.idempotency_key then add("Idempotency-Key", o.idempotency_key) end
+  if base.idempotency and not SAFE[r.method] and not hdr["idempotency-key"] then
+    add("Idempotency-Key", corelib.random_hex(16)) -- one per logical request, kept across retries
+  end
+  if not hdr["accept"] then add("Accept", "application/json, */*;q=0.5") end
+  r.headers, r.hdr = {}, hdr
+  for i, name in ipairs(order) do r.headers[i] = order[name:lower()] .. ": " .. hdr[name:lower()] end
+
+  local function dur(k)
+    local v = o[k]
+    if v == nil then v = base[k] end
+    if v == nil then return nil end
+    local ok, s = pcall(corelib.parse_duration, v)
+    if not ok then opts.raise("%s: option '%s': %s", where, k, s) end
+    if s <= 0 then opts.raise("%s: option '%s' must be greater than 0", where, k) end
+    return s
+  end
+  r.timeout, r.connect_timeout = dur("timeout") or 30, dur("connect_timeout") or 10
+  local follow = o.follow
+  if follow == nil then follow = base.follow end
+  r.follow = follow == true and 10 or follow or 0
+  if o.verify ~= nil then r.verify = o.verify else r.verify = base.verify end
+  r.max_body = o.max_body or base.max_body
+  r.idempotent = SAFE[r.method] or hdr["idempotency-key"] ~= nil
+  return r
+end
+
+local function call_hook(fn, info)
+  if fn then fn(info) end
+end
+
+-- Sends r with retries. ctx: {limiter=, semaphore=, policy=, sinks={stats...}, on_response=}
+-- Returns res or nil, err.
+function M.send(r, ctx)
+  local p = ctx.policy
+  local sinks = ctx.sinks
+  local started = task.now()
+  local attempt, wait, prev_delay = 0, 0, nil
+  local idempotent = r.idempotent or (p and p.unsafe)
+  while true do
+    attempt = attempt + 1
+    if ctx.semaphore then ctx.semaphore:acquire() end
+    local paced = 0
+    if ctx.limiter then
+      local ok, w = pcall(ctx.limiter.acquire, ctx.limiter)
+      if not ok then
+        if ctx.semaphore then ctx.semaphore:release() end
+        error(w, 0)
+      end
+      paced = w
+      stats.waited(sinks, w)
+    end
+    local status, headers, body, info = http.request(r)
+    if ctx.semaphore then ctx.semaphore:release() end
+    local res, err
+    if status then
+      res = response.new(r, status, headers, body, info, attempt)
+      if ctx.on_response then ctx.on_response(res) end
+    else
+      err = headers
+      if err.kind == "url" then
+        opts.raise("pacer.request: invalid URL '%s': %s", url.redact(r.url), err.message)
+      end
+      err.url, err.method, err.attempts = url.redact(r.url), r.method, attempt
+      err.message = string.format("%s %s: %s", r.method, err.url, err.message)
+    end
+    stats.attempt(sinks, r, attempt, status, err, wait + paced, res and res.elapsed or err.elapsed,
+      res and res.quota)
+    local elapsed = task.now() - started
+    local delay, why
+    if p then
+      delay, why = retry.decide(p, res, err, attempt, elapsed, idempotent, {previous = prev_delay})
+    end
+    local info_t = {attempt = attempt, elapsed = elapsed, response = res, err = err, delay = delay}
+    if delay == nil then
+      local ok = res ~= nil and res.status < 400
+      stats.finished(sinks, ok)
+      if ok and p then call_hook(p.on_success, info_t) end
+      if res then return res end
+      return nil, err
+    elseif delay == false then
+      stats.finished(sinks, false)
+      info_t.reason = why
+      if p then call_hook(p.on_giveup, info_t) end
+      if err then
+        err.gave_up = why
+        return nil, err
+      end
+      return nil, {kind = "gave_up", reason = why, status = res.status, last = res, attempts = attempt,
+        message = string.format("%s %s: gave up after %d attempt%s (last: HTTP %d): %s", r.method,
+          url.redact(r.url), attempt, attempt == 1 and "" or "s", res.status, why)}
+    end
+    call_hook(p.on_retry, info_t)
+    prev_delay, wait = delay, delay
+    if delay > 0 then task.sleep(delay) end
+  end
+end
+
+-- pacer.request{...}: a request on its own (no client): retries by default.
+function M.request(o)
+  opts.check("pacer.request", o, M.SPEC)
+  local r = M.prepare("pacer.request", o)
+  return M.send(r, {policy = retry.policy(o.retry, "pacer.request"), limiter = o.limiter,
+    sinks = {stats.run}})
+end
+
+return M

@@ -1,0 +1,46 @@
+-- pacer.response: the response object: status, headers (case-insensitive), body,
+-- elapsed, quota, and res:json().
+local cjson = require "cjson"
+local corelib = require "pacer.c.corelib"
+local url = require "pacer.url"
+
+local M = {}
+
+local Headers = {
+  __index = function(t, k) return type(k) == "string" and rawget(t, k:lower()) or nil end,
+  __newindex = function(t, k, v) rawset(t, type(k) == "string" and k:lower() or k, v) end,
+}
+
+function M.headers(t) return setmetatable(t or {}, Headers) end
+
+local Response = {}
+Response.__index = Response
+
+function Response:json()
+  local ok, v = pcall(cjson.decode, self.body)
+  if not ok then
+    local snippet = self.body:sub(1, 60):gsub("[%c]", "?")
+    error(string.format("res:json(): the body of %s %s (HTTP %d, %d bytes) is not valid JSON: %s; it starts %q",
+      self.method, url.redact(self.url), self.status, #self.body, tostring(v):gsub("^.-: ", ""), snippet), 2)
+  end
+  return v
+end
+
+function Response:ok() return self.status >= 200 and self.status < 400 end
+
+function Response:__tostring()
+  return string.format("<response %d %s %s, %d bytes in %.3fs>", self.status, self.method,
+    url.redact(self.url), #self.body, self.elapsed)
+end
+
+function M.new(req, status, headers, body, info, attempt)
+  return setmetatable({
+    status = status, headers = M.headers(headers), body = body, elapsed = info.elapsed,
+    ttfb = info.ttfb, http_version = info.http_version, reused = info.reused,
+    method = req.method, url = req.url, attempts = attempt,
+    quota = corelib.parse_quota(headers),
+  }, Response)
+end
+
+M.Response = Response
+return M

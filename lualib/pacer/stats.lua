@@ -1,0 +1,76 @@
+-- pacer.stats: counters for a client and for the whole run, and the --events log.
+local cjson = require "cjson"
+local task = require "pacer.c.task"
+local options = require "pacer.options"
+local url = require "pacer.url"
+
+local M = {}
+
+local function new()
+  return {requests = 0, ok = 0, failed = 0, retries = 0, throttled = 0, cache_hits = 0,
+    waited = 0, by_status = {}, errors = {}, inflight = 0}
+end
+M.new = new
+
+-- the whole run (for the progress line, the summary and --stats)
+M.run = new()
+M.run.started = task.now()
+M.run.rates = {} -- declared rates, per second
+
+local events -- file handle for --events, opened on first use
+
+local function log_event(e)
+  if not options.events then return end
+  if not events then
+    local f, err = io.open(options.events, "w")
+    if not f then error("--events: cannot open " .. err, 0) end
+    events = f
+    events:setvbuf("line")
+  end
+  events:write(cjson.encode(e), "\n")
+end
+
+-- One attempt finished: a status or a transport error kind.
+function M.attempt(sinks, req, attempt, status, err, wait, elapsed, quota)
+  for _, s in ipairs(sinks) do
+    s.requests = s.requests + 1
+    if attempt > 1 then s.retries = s.retries + 1 end
+    if status then
+      s.by_status[status] = (s.by_status[status] or 0) + 1
+      if status == 429 then s.throttled = s.throttled + 1 end
+    else
+      s.errors[err.kind] = (s.errors[err.kind] or 0) + 1
+    end
+  end
+  if options.events then
+    log_event{t = task.wall(), method = req.method, url = url.redact(req.url), status = status,
+      error = err and err.kind or nil, attempt = attempt, wait = wait, elapsed = elapsed,
+      quota = quota}
+  end
+end
+
+function M.waited(sinks, seconds)
+  for _, s in ipairs(sinks) do s.waited = s.waited + seconds end
+end
+
+-- A logical request ended (after its retries).
+function M.finished(sinks, ok)
+  for _, s in ipairs(sinks) do
+    if ok then s.ok = s.ok + 1 else s.failed = s.failed + 1 end
+  end
+end
+
+function M.copy(s)
+  local c = {}
+  for k, v in pairs(s) do
+    if type(v) == "table" then
+      local t = {}
+      for k2, v2 in pairs(v) do t[k2] = v2 end
+      v = t
+    end
+    c[k] = v
+  end
+  return c
+end
+
+return M

@@ -1,0 +1,81 @@
+-- pacer.url: query strings, URL joining, and redaction of secrets for anything printed.
+local M = {}
+
+function M.encode(s)
+  return (tostring(s):gsub("[^%w%-%._~]", function(c) return string.format("%%%02X", c:byte()) end))
+end
+
+function M.decode(s)
+  s = s:gsub("+", " ")
+  return (s:gsub("%%(%x%x)", function(h) return string.char(tonumber(h, 16)) end))
+end
+
+-- {page = 2, tag = {"a", "b"}} -> "page=2&tag=a&tag=b" (keys sorted: stable URLs cache well)
+function M.query(t)
+  local keys = {}
+  for k in pairs(t) do keys[#keys + 1] = tostring(k) end
+  table.sort(keys)
+  local parts = {}
+  for _, k in ipairs(keys) do
+    local v = t[k]
+    if v == nil then v = t[tonumber(k)] end
+    local vs = type(v) == "table" and v or {v}
+    for _, x in ipairs(vs) do
+      if type(x) == "boolean" then x = x and "true" or "false" end
+      parts[#parts + 1] = M.encode(k) .. "=" .. M.encode(x)
+    end
+  end
+  return table.concat(parts, "&")
+end
+
+function M.parse_query(s)
+  local t = {}
+  for pair in (s or ""):gmatch("[^&]+") do
+    local k, v = pair:match("^([^=]*)=?(.*)$")
+    k, v = M.decode(k), M.decode(v)
+    if t[k] == nil then t[k] = v
+    elseif type(t[k]) == "table" then table.insert(t[k], v)
+    else t[k] = {t[k], v} end
+  end
+  return t
+end
+
+function M.add_query(u, q)
+  local qs = type(q) == "string" and q or M.query(q)
+  if qs == "" then return u end
+  local base, frag = u:match("^([^#]*)(#?.*)$")
+  return base .. (base:find("?", 1, true) and "&" or "?") .. qs .. frag
+end
+
+function M.is_absolute(u)
+  return u:match("^%a[%w+.-]*://") ~= nil
+end
+
+-- base "http://h/v2" + "/sms/send" -> "http://h/v2/sms/send"
+function M.join(base, path)
+  if not base or M.is_absolute(path) then return path end
+  if path == "" then return base end
+  return base:gsub("/+$", "") .. "/" .. path:gsub("^/+", "")
+end
+
+local SECRET_PARAMS = {"key", "token", "secret", "password", "passwd", "signature", "sig", "auth"}
+
+local function secret_name(name)
+  name = name:lower()
+  for _, s in ipairs(SECRET_PARAMS) do
+    if name:find(s, 1, true) then return true end
+  end
+  return false
+end
+
+-- Removes passwords in the authority and secret-looking query values.
+function M.redact(u)
+  u = tostring(u)
+  u = u:gsub("^(%a[%w+.-]*://[^/@:]*):[^/@]*@", "%1:***@")
+  return (u:gsub("([?&])([^=&#]+)=([^&#]*)", function(sep, k, v)
+    if secret_name(M.decode(k)) then return sep .. k .. "=***" end
+  end))
+end
+
+M.secret_name = secret_name
+return M

@@ -1,0 +1,67 @@
+/* GCRA arithmetic: spacing, burst, exactness at high rates, rate changes. */
+#include "check.h"
+#include "gcra.h"
+#include <stdint.h>
+
+#define S 1000000000LL
+
+int main(void) {
+  gcra g;
+  /* 10/s, burst 1: first at once, then every 100 ms */
+  CHECK(gcra_init(&g, 10, S, 1) == 0);
+  CHECK(gcra_wait(&g, 0) == 0);
+  gcra_commit(&g, 0);
+  CHECK(gcra_wait(&g, 0) == 100000000);
+  CHECK(gcra_wait(&g, 50000000) == 50000000);
+  CHECK(gcra_wait(&g, 100000000) == 0);
+  gcra_commit(&g, 100000000);
+  CHECK(gcra_wait(&g, 100000000) == 100000000);
+
+  /* below 1000/s a late commit never shortens the next gap */
+  CHECK(gcra_init(&g, 100, S, 1) == 0);
+  gcra_commit(&g, 0);
+  gcra_commit(&g, 10000000 + 300000); /* 0.3 ms late */
+  CHECK(gcra_wait(&g, 10300000) == 10000000);
+
+  /* burst 5: five back to back, then spaced */
+  CHECK(gcra_init(&g, 5, S, 5) == 0);
+  for (int i = 0; i < 5; i++) {
+    CHECK(gcra_wait(&g, 0) == 0);
+    gcra_commit(&g, 0);
+  }
+  CHECK(gcra_wait(&g, 0) == 200000000);
+  CHECK(gcra_remaining(&g, 0) == 0);
+  CHECK(gcra_remaining(&g, S) == 5);
+  CHECK(gcra_reset(&g, 0) == S);
+
+  /* 5000/s exact: 5000 grants with a timer 50 us late each time still end at ~1 s */
+  CHECK(gcra_init(&g, 5000, S, 1) == 0);
+  int64_t now = 0;
+  for (int i = 0; i < 5000; i++) {
+    int64_t w = gcra_wait(&g, now);
+    now += w > 0 ? w + 50000 : 0;
+    CHECK(gcra_wait(&g, now) == 0);
+    gcra_commit(&g, now);
+  }
+  CHECK(now < S + 1000000 && now > S - 1000000);
+
+  /* 3/s rounds the interval up: never faster than declared */
+  CHECK(gcra_init(&g, 3, S, 1) == 0);
+  CHECK(g.interval == 333333334);
+
+  /* set_rate keeps the schedule and changes the spacing from now on */
+  CHECK(gcra_init(&g, 10, S, 1) == 0);
+  gcra_commit(&g, 0);
+  CHECK(gcra_set_rate(&g, 1, S, 1) == 0);
+  CHECK(gcra_wait(&g, 0) == 100000000);
+  gcra_commit(&g, 100000000);
+  CHECK(gcra_wait(&g, 100000000) == S);
+
+  /* bad rules are refused */
+  CHECK(gcra_init(&g, 0, S, 1) == -1);
+  CHECK(gcra_init(&g, -1, S, 1) == -1);
+  CHECK(gcra_init(&g, 1, 0, 1) == -1);
+  CHECK(gcra_init(&g, 1, S, 0) == -1);
+  CHECK(gcra_init(&g, 1e12, S, 1) == -1);
+  return CHECK_DONE();
+}
