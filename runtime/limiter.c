@@ -51,6 +51,7 @@ static void arm(limiter *lim, int64_t ns) {
   /* round up to the microsecond so the timer never fires before the slot */
   int64_t us = (ns + 999) / 1000;
   struct timeval tv = {(time_t)(us / 1000000), (suseconds_t)(us % 1000000)};
+  event_base_update_cache_time(lim->loop->base); /* count from now, not from the turn's start */
   evtimer_add(lim->timer, &tv);
 }
 

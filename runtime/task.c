@@ -314,6 +314,7 @@ static int l_sleep(lua_State *L) {
     return task_suspend(L);
   }
   if (!t->timer) t->timer = evtimer_new(t->loop->base, on_sleep, t);
+  event_base_update_cache_time(t->loop->base); /* timers count from now, not from the turn's start */
   struct timeval tv = {(time_t)s, (suseconds_t)((s - (double)(time_t)s) * 1e6)};
   evtimer_add(t->timer, &tv);
   return task_suspend(L);

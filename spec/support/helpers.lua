@@ -1,0 +1,110 @@
+-- spec/support/helpers.lua: shared by the specs. Real servers on loopback only.
+--   local H = dofile("spec/support/helpers.lua")
+local M = {}
+
+M.PACER = os.getenv("PACER") or "./build/pacer"
+
+-- A port that was free a moment ago (bound by our own listener, then closed).
+function M.free_port()
+  local srv = pacer.serve{port = 0, handler = function() return 204 end}
+  local port = srv.port
+  srv.close()
+  return port
+end
+
+local function read_file(path)
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  local s = f:read("a")
+  f:close()
+  return s
+end
+M.read_file = read_file
+
+local function shell_quote(s)
+  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
+end
+M.q = shell_quote
+
+-- Runs `pacer ARGS...` to completion (blocking: use for short runs).
+-- Returns {code=, stdout=, stderr=}.
+function M.run_pacer(args, opts)
+  opts = opts or {}
+  local dir = os.tmpname()
+  os.remove(dir)
+  os.execute("mkdir -p " .. dir)
+  local parts = {}
+  for _, a in ipairs(args) do parts[#parts + 1] = shell_quote(a) end
+  local cmd = string.format("%s %s %s >%s/out 2>%s/err%s", opts.env or "", shell_quote(M.PACER),
+    table.concat(parts, " "), dir, dir, opts.stdin and (" <" .. shell_quote(opts.stdin)) or " </dev/null")
+  local _, _, code = os.execute("timeout " .. (opts.timeout or 30) .. " " .. cmd)
+  local r = {code = code, stdout = read_file(dir .. "/out") or "", stderr = read_file(dir .. "/err") or ""}
+  os.execute("rm -rf " .. dir)
+  return r
+end
+
+-- Writes `code` to a temporary .lua file and returns its path.
+function M.script(code)
+  local path = os.tmpname() .. ".lua"
+  local f = assert(io.open(path, "w"))
+  f:write(code)
+  f:close()
+  return path
+end
+
+-- Starts nginx (Debian's) on a free loopback port with `server_body` inside the server
+-- block and `http_extra` at http level. Returns {port=, url=, stop=}.
+function M.nginx(server_body, http_extra)
+  local dir = os.tmpname()
+  os.remove(dir)
+  os.execute("mkdir -p " .. dir .. "/html " .. dir .. "/logs")
+  local port = M.free_port()
+  local conf = string.format([[
+worker_processes 1;
+daemon on;
+pid %s/nginx.pid;
+error_log %s/logs/error.log warn;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  client_body_temp_path %s/body;
+  proxy_temp_path %s/proxy;
+  fastcgi_temp_path %s/fastcgi;
+  uwsgi_temp_path %s/uwsgi;
+  scgi_temp_path %s/scgi;
+  %s
+  server {
+    listen 127.0.0.1:%d;
+    root %s/html;
+    %s
+  }
+}
+]], dir, dir, dir, dir, dir, dir, dir, http_extra or "", port, dir, server_body or "")
+  local f = assert(io.open(dir .. "/nginx.conf", "w"))
+  f:write(conf)
+  f:close()
+  local hf = assert(io.open(dir .. "/html/small.txt", "w"))
+  hf:write("hello from nginx\n")
+  hf:close()
+  local ok = os.execute("nginx -p " .. dir .. " -c " .. dir .. "/nginx.conf 2>" .. dir .. "/start.log")
+  assert(ok, "nginx did not start: " .. (read_file(dir .. "/start.log") or "") .. (read_file(dir .. "/logs/error.log") or ""))
+  -- wait until it answers (bounded)
+  for _ = 1, 50 do
+    local res = pacer.request{url = "http://127.0.0.1:" .. port .. "/small.txt", retry = false, timeout = 1}
+    if res then break end
+    pacer.sleep(0.05)
+  end
+  return {
+    port = port, url = "http://127.0.0.1:" .. port, dir = dir,
+    stop = function()
+      os.execute("nginx -p " .. dir .. " -c " .. dir .. "/nginx.conf -s stop 2>/dev/null")
+      for _ = 1, 50 do
+        if not read_file(dir .. "/nginx.pid") then break end
+        pacer.sleep(0.05)
+      end
+      os.execute("rm -rf " .. dir)
+    end,
+  }
+end
+
+return M
