@@ -3,10 +3,12 @@
 # an existing build/, then prints the combined count as its last line.
 set -u
 cd "$(dirname "$0")/.."
-PACER=${PACER:-./build/pacer}
+BUILD_DIR=${BUILD_DIR:-build}
+PACER=${PACER:-./$BUILD_DIR/pacer}
+export PACER
 log=$(mktemp -d)
 
-(cd build && ctest --output-on-failure) >"$log/ctest" 2>&1
+(cd "$BUILD_DIR" && ctest --output-on-failure) >"$log/ctest" 2>&1
 cat "$log/ctest"
 c_total=$(sed -n 's/.*tests failed out of \([0-9]*\).*/\1/p' "$log/ctest" | tail -n 1)
 c_failed=$(sed -n 's/.* \([0-9]*\) tests failed out of.*/\1/p' "$log/ctest" | tail -n 1)

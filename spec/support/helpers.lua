@@ -59,6 +59,7 @@ function M.nginx(server_body, http_extra)
   os.remove(dir)
   os.execute("mkdir -p " .. dir .. "/html " .. dir .. "/logs")
   local port = M.free_port()
+  server_body = (server_body or ""):gsub("__DIR__", dir)
   local conf = string.format([[
 worker_processes 1;
 daemon on;
