@@ -64,8 +64,11 @@ static int l_http_date(lua_State *L) {
   return 1;
 }
 
+/* Raw lookup: names are lower-case already, and a case-folding __index would cost a
+ * Lua call per miss. */
 static const char *header(lua_State *L, const char *name) {
-  lua_getfield(L, 1, name);
+  lua_pushstring(L, name);
+  lua_rawget(L, 1);
   const char *v = lua_tostring(L, -1);
   lua_pop(L, 1); /* the string stays alive in the headers table */
   return v;

@@ -11,11 +11,15 @@
 #include <string.h>
 #include <strings.h>
 
+#define POOL_MAX 64
+
 typedef struct http_multi {
   pacer_loop *loop;
   CURLM *multi;
   struct event *timer;
   struct transfer *transfers; /* in flight, for shutdown */
+  CURL *pool[POOL_MAX];        /* reset easy handles kept for reuse: init is not cheap */
+  int npool;
 } http_multi;
 
 typedef struct transfer {
@@ -124,8 +128,14 @@ static http_multi *multi_get(pacer_loop *loop) {
 
 static void transfer_free(transfer *tr) {
   if (tr->easy) {
-    curl_multi_remove_handle(tr->hm->multi, tr->easy);
-    curl_easy_cleanup(tr->easy);
+    http_multi *hm = tr->hm;
+    curl_multi_remove_handle(hm->multi, tr->easy);
+    if (hm->npool < POOL_MAX) {
+      curl_easy_reset(tr->easy); /* keeps nothing of this request but reusable buffers */
+      hm->pool[hm->npool++] = tr->easy;
+    } else {
+      curl_easy_cleanup(tr->easy);
+    }
   }
   if (tr->prev) tr->prev->next = tr->next;
   else if (tr->hm->transfers == tr) tr->hm->transfers = tr->next;
@@ -214,10 +224,11 @@ static void push_headers(lua_State *L, transfer *tr) {
     if (line_end > p && line_end[-1] == '\r') line_end--;
     const char *colon = memchr(p, ':', (size_t)(line_end - p));
     if (colon && colon > p && strncmp(p, "HTTP/", 5) != 0) {
-      luaL_Buffer b;
-      luaL_buffinit(L, &b);
-      for (const char *c = p; c < colon; c++) luaL_addchar(&b, (char)((*c >= 'A' && *c <= 'Z') ? *c + 32 : *c));
-      luaL_pushresult(&b); /* [t, name] */
+      char name[256];
+      size_t n = (size_t)(colon - p);
+      if (n > sizeof name) n = sizeof name; /* longer names are cut, not trusted */
+      for (size_t i = 0; i < n; i++) name[i] = (char)((p[i] >= 'A' && p[i] <= 'Z') ? p[i] + 32 : p[i]);
+      lua_pushlstring(L, name, n); /* [t, name] */
       const char *v = colon + 1;
       while (v < line_end && (*v == ' ' || *v == '\t')) v++;
       const char *ve = line_end;
@@ -364,7 +375,7 @@ static int l_http(lua_State *L) {
   tr->hm = hm;
   tr->task = t;
   tr->max_body = (size_t)(max_body > 0 ? max_body : 1);
-  tr->easy = curl_easy_init();
+  tr->easy = hm->npool > 0 ? hm->pool[--hm->npool] : curl_easy_init();
   tr->next = hm->transfers;
   if (hm->transfers) hm->transfers->prev = tr;
   hm->transfers = tr;
@@ -435,6 +446,7 @@ void http_shutdown(pacer_loop *loop) {
   http_multi *hm = loop->http;
   if (!hm) return;
   while (hm->transfers) transfer_free(hm->transfers);
+  while (hm->npool > 0) curl_easy_cleanup(hm->pool[--hm->npool]);
   curl_multi_cleanup(hm->multi);
   event_free(hm->timer);
   free(hm);

@@ -19,7 +19,7 @@ c_failed=${c_failed:-1}
 b_passed=0
 b_failed=0
 for f in spec/*_spec.lua; do
-  timeout 300 "$PACER" tools/busted.lua -o TAP "$f" >"$log/tap" 2>"$log/err"
+  timeout 300 "$PACER" -q tools/busted.lua -o TAP "$f" >"$log/tap" 2>"$log/err"
   rc=$?
   cat "$log/tap"
   [ -s "$log/err" ] && sed 's/^/# stderr: /' "$log/err"

@@ -28,12 +28,12 @@ function pacer.limiter(o)
   return lim
 end
 
-function pacer.request(o) return require("pacer.request").request(o) end
-function pacer.client(o) return require("pacer.client").new(o) end
-function pacer.serve(o) return require("pacer.serve").serve(o) end
-function pacer.mock(o) return require("pacer.mock").start(o) end
-function pacer.semaphore(n) return require("pacer.sync").semaphore(n) end
-function pacer.progress(o) return require("pacer.progress").start(o) end
+pacer.request = require("pacer.request").request
+pacer.client = require("pacer.client").new
+pacer.serve = require("pacer.serve").serve
+pacer.semaphore = require("pacer.sync").semaphore
+pacer.progress = require("pacer.progress").start
+function pacer.mock(o) return require("pacer.mock").start(o) end -- loaded on first use
 function pacer.stats() return require("pacer.stats").copy(require("pacer.stats").run) end
 
 -- pacer.each(list, fn, {concurrency = 16}): fn(item, index) for every item with at most

@@ -42,8 +42,16 @@ function M.check(where, t, spec, later)
     end
     if want ~= "any" then
       local ok = false
-      local kinds = type(want) == "table" and want or {want}
-      for _, kind in ipairs(kinds) do
+      local kinds = type(want) == "table" and want or nil
+      if not kinds then
+        -- the common case, one accepted kind, without building a table
+        local tv = type(v)
+        ok = tv == want or ((want == "duration" or want == "rate") and (tv == "number" or tv == "string"))
+          or (want == "integer" and math.type(v) == "integer")
+          or (want == "callable" and (tv == "function" or (getmetatable(v) or {}).__call ~= nil))
+        kinds = {want}
+      end
+      for _, kind in ipairs(ok and {} or kinds) do
         if kind == "duration" then
           ok = ok or type(v) == "number" or type(v) == "string"
         elseif kind == "rate" then

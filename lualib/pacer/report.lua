@@ -1,5 +1,6 @@
 -- pacer.report: the run summary at exit (and on SIGINT) and the --stats file.
 local cjson = require "cjson"
+local http = require "pacer.c.http"
 local options = require "pacer.options"
 local stats = require "pacer.stats"
 local task = require "pacer.c.task"
@@ -15,6 +16,7 @@ function M.summary(how)
     makespan = makespan, by_status = {}, errors = run.errors,
   }
   for code, n in pairs(run.by_status) do s.by_status[tostring(code)] = n end
+  if how == "interrupted" then s.cancelled = http.inflight() end
   if #run.rates == 1 and run.ok + run.failed > 0 then
     s.rate = run.rates[1]
     s.ideal = (run.ok + run.failed) / run.rates[1]
@@ -28,8 +30,11 @@ local function line(s)
   for code, n in pairs(s.by_status) do codes[#codes + 1] = code .. "×" .. n end
   table.sort(codes)
   for kind, n in pairs(s.errors) do codes[#codes + 1] = kind .. "×" .. n end
-  local out = string.format("pacer: %d requests in %.2fs: %d ok, %d failed, %d retries, %d throttled (429), %.2fs waiting for the limiter",
+  local out = string.format("pacer: %d requests in %.2fs: %d ok, %d failed, %d retries, %d throttled (429); tasks waited %.2fs for the limiter",
     s.requests, s.makespan, s.ok, s.failed, s.retries, s.throttled, s.waited)
+  if s.cancelled and s.cancelled > 0 then
+    out = out .. string.format("\npacer: %d request%s in flight cancelled", s.cancelled, s.cancelled == 1 and "" or "s")
+  end
   if #codes > 0 then out = out .. "\npacer: by status: " .. table.concat(codes, " ") end
   if s.ratio then
     out = out .. string.format("\npacer: makespan %.2fs vs ideal N/R %.2fs at %g/s: ratio %.3f", s.makespan,

@@ -44,8 +44,7 @@ function M.prepare(where, o, base)
   if not r.method:match("^[A-Z]+$") then opts.raise("%s: invalid method %q", where, o.method) end
   r.url = url.join(base.base_url, o.url)
   if o.query then r.url = url.add_query(r.url, o.query) end
-  local n = 0
-  for _, k in ipairs{"json", "form", "body"} do if o[k] ~= nil then n = n + 1 end end
+  local n = (o.json ~= nil and 1 or 0) + (o.form ~= nil and 1 or 0) + (o.body ~= nil and 1 or 0)
   if n > 1 then opts.raise("%s: give only one of 'json', 'form' and 'body'", where) end
 
   local hdr, order = {}, {}

@@ -53,8 +53,9 @@ function M.script(code)
 end
 
 -- Starts nginx (Debian's) on a free loopback port with `server_body` inside the server
--- block and `http_extra` at http level. Returns {port=, url=, stop=}.
-function M.nginx(server_body, http_extra)
+-- block and `http_extra` at http level; `listen_extra` is appended to the listen line
+-- (e.g. "ssl http2"). Returns {port=, url=, dir=, stop=}.
+function M.nginx(server_body, http_extra, listen_extra)
   local dir = os.tmpname()
   os.remove(dir)
   os.execute("mkdir -p " .. dir .. "/html " .. dir .. "/logs")
@@ -75,12 +76,12 @@ http {
   scgi_temp_path %s/scgi;
   %s
   server {
-    listen 127.0.0.1:%d;
+    listen 127.0.0.1:%d %s;
     root %s/html;
     %s
   }
 }
-]], dir, dir, dir, dir, dir, dir, dir, http_extra or "", port, dir, server_body or "")
+]], dir, dir, dir, dir, dir, dir, dir, http_extra or "", port, listen_extra or "", dir, server_body or "")
   local f = assert(io.open(dir .. "/nginx.conf", "w"))
   f:write(conf)
   f:close()
@@ -90,13 +91,15 @@ http {
   local ok = os.execute("nginx -p " .. dir .. " -c " .. dir .. "/nginx.conf 2>" .. dir .. "/start.log")
   assert(ok, "nginx did not start: " .. (read_file(dir .. "/start.log") or "") .. (read_file(dir .. "/logs/error.log") or ""))
   -- wait until it answers (bounded)
+  local scheme = (listen_extra or ""):find("ssl") and "https" or "http"
   for _ = 1, 50 do
-    local res = pacer.request{url = "http://127.0.0.1:" .. port .. "/small.txt", retry = false, timeout = 1}
+    local res = pacer.request{url = scheme .. "://127.0.0.1:" .. port .. "/small.txt", retry = false,
+      timeout = 1, verify = false}
     if res then break end
     pacer.sleep(0.05)
   end
   return {
-    port = port, url = "http://127.0.0.1:" .. port, dir = dir,
+    port = port, url = scheme .. "://127.0.0.1:" .. port, dir = dir,
     stop = function()
       os.execute("nginx -p " .. dir .. " -c " .. dir .. "/nginx.conf -s stop 2>/dev/null")
       for _ = 1, 50 do
