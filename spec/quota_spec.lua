@@ -1,0 +1,74 @@
+-- Quota headers as an API sends them, parsed by pacer.parse_quota (C), as res.quota.
+describe("pacer.parse_quota", function()
+  local NOW = 1700000000
+
+  it("reads RateLimit-Limit/Remaining/Reset", function()
+    local q = pacer.parse_quota({["ratelimit-limit"] = "100", ["ratelimit-remaining"] = "25",
+      ["ratelimit-reset"] = "30"}, NOW)
+    assert.are.same({limit = 100, remaining = 25, reset = 30, used = 0.75}, q)
+  end)
+
+  it("reads X-RateLimit-* with the reset as epoch seconds or epoch milliseconds", function()
+    local q = pacer.parse_quota({["x-ratelimit-limit"] = "5000", ["x-ratelimit-remaining"] = "4999",
+      ["x-ratelimit-reset"] = tostring(NOW + 60), ["x-ratelimit-used"] = "1",
+      ["x-ratelimit-resource"] = "core"}, NOW)
+    assert.are.equal(5000, q.limit)
+    assert.are.equal(60, q.reset)
+    assert.are.equal(1, q.count)
+    assert.are.equal("core", q.resource)
+    q = pacer.parse_quota({["x-rate-limit-limit"] = "10", ["x-rate-limit-remaining"] = "0",
+      ["x-rate-limit-reset"] = tostring((NOW + 2) * 1000)}, NOW)
+    assert.are.same({limit = 10, remaining = 0, reset = 2, used = 1}, q)
+  end)
+
+  it("reads the IETF structured fields and picks the tightest policy", function()
+    local q = pacer.parse_quota({
+      ["ratelimit-policy"] = '"burst";q=100;w=60, "daily";q=1000;w=86400',
+      ["ratelimit"] = '"burst";r=90;t=30, "daily";r=20;t=3600',
+    }, NOW)
+    assert.are.same({limit = 1000, remaining = 20, reset = 3600, window = 86400, policy = "daily",
+      used = 0.98}, q)
+  end)
+
+  it("reads the draft dictionary form", function()
+    local q = pacer.parse_quota({ratelimit = "limit=100, remaining=50, reset=30"}, NOW)
+    assert.are.same({limit = 100, remaining = 50, reset = 30, used = 0.5}, q)
+  end)
+
+  it("ignores malformed values and answers nil when nothing is usable", function()
+    assert.is_nil(pacer.parse_quota({["ratelimit-limit"] = "lots", ["ratelimit-remaining"] = "-3"}, NOW))
+    assert.is_nil(pacer.parse_quota({ratelimit = '"unterminated;r=1'}, NOW))
+    assert.is_nil(pacer.parse_quota({}, NOW))
+    local q = pacer.parse_quota({["ratelimit-limit"] = "100", ["ratelimit-reset"] = "soon"}, NOW)
+    assert.are.same({limit = 100}, q)
+  end)
+end)
+
+describe("pacer.parse_retry_after", function()
+  it("reads delta-seconds and HTTP-dates, and rejects garbage", function()
+    assert.are.equal(120, pacer.parse_retry_after("120"))
+    assert.are.equal(60, pacer.parse_retry_after("Sun, 06 Nov 1994 08:50:37 GMT", 784111777))
+    assert.are.equal(0, pacer.parse_retry_after("Sun, 06 Nov 1994 08:49:37 GMT", 784111877))
+    assert.is_nil(pacer.parse_retry_after("-1"))
+    assert.is_nil(pacer.parse_retry_after("tomorrow"))
+  end)
+end)
+
+describe("pacer.parse_rate and pacer.parse_duration", function()
+  it("turn strings into per-second rates and seconds", function()
+    assert.are.same({50 / 60, 50, 60}, {pacer.parse_rate("50/min")})
+    assert.are.same({100 / 30, 100, 30}, {pacer.parse_rate("100/30s")})
+    assert.are.equal(0.25, pacer.parse_duration("250ms"))
+    assert.are.equal(300, pacer.parse_duration("5m"))
+  end)
+
+  it("name the bad value in their errors", function()
+    assert.has_error(function() pacer.parse_rate("abc") end,
+      "invalid rate 'abc': expected N/s, N/min, N/h, N/day, N/<duration> or a number")
+    assert.has_error(function() pacer.parse_rate("0/s") end, "invalid rate '0/s': a rate must be positive")
+    assert.has_error(function() pacer.parse_duration("soon") end,
+      "invalid duration 'soon': expected a duration like 250ms, 30s, 5m, 1h or a number of seconds")
+    assert.has_error(function() pacer.parse_duration("-1s") end,
+      "invalid duration '-1s': a duration must not be negative")
+  end)
+end)
