@@ -4,6 +4,7 @@
 local cjson = require "cjson"
 local corelib = require "pacer.c.corelib"
 local http = require "pacer.c.http"
+local log = require "pacer.log"
 local task = require "pacer.c.task"
 local opts = require "pacer.opts"
 local response = require "pacer.response"
@@ -90,6 +91,9 @@ function M.prepare(where, o, base)
   if follow == nil then follow = base.follow end
   r.follow = follow == true and 10 or follow or 0
   if o.verify ~= nil then r.verify = o.verify else r.verify = base.verify end
+  if r.verify == false and r.url:find("^[Hh][Tt][Tt][Pp][Ss]:") then
+    log.warn("TLS verification is off for %s", url.redact(r.url))
+  end
   r.max_body = o.max_body or base.max_body
   r.idempotent = SAFE[r.method] or hdr["idempotency-key"] ~= nil
   return r
@@ -161,6 +165,10 @@ function M.send(r, ctx)
           url.redact(r.url), attempt, attempt == 1 and "" or "s", res.status, why)}
     end
     call_hook(p.on_retry, info_t)
+    if log.enabled("info") then
+      log.info("retry %d/%d of %s %s in %.3gs after %s", attempt, p.max_tries - 1, r.method,
+        url.redact(r.url), delay, res and ("HTTP " .. res.status) or err.kind)
+    end
     prev_delay, wait = delay, delay
     if delay > 0 then task.sleep(delay) end
   end

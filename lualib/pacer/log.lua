@@ -1,0 +1,24 @@
+-- pacer.log: leveled messages on stderr. The level comes from -v/-q, or PACER_LOG
+-- (error, warn, info, debug). Callers pass redacted text: secrets never reach here.
+local options = require "pacer.options"
+
+local LEVELS = {error = -1, warn = 0, info = 1, debug = 2}
+local level = LEVELS[os.getenv("PACER_LOG") or ""] or options.verbosity or 0
+
+local M = {}
+
+local function emit(min, tag)
+  return function(fmt, ...)
+    if level >= min then
+      io.stderr:write("pacer: ", tag, string.format(fmt, ...), "\n")
+    end
+  end
+end
+
+M.error = emit(-1, "error: ")
+M.warn = emit(0, "warning: ")
+M.info = emit(1, "")
+M.debug = emit(2, "debug: ")
+function M.enabled(name) return level >= LEVELS[name] end
+
+return M
