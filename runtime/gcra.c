@@ -23,9 +23,11 @@ int gcra_init(gcra *g, double count, int64_t period_ns, int64_t burst) {
   return 0;
 }
 
-int gcra_set_rate(gcra *g, double count, int64_t period_ns, int64_t burst) {
+int gcra_set_rate(gcra *g, double count, int64_t period_ns, int64_t burst, int64_t now) {
   int64_t t;
   if (compute(count, period_ns, burst, &t) < 0) return -1;
+  if (g->tat > now) /* rescale the debt: (tat - now) was measured in old intervals */
+    g->tat = now + (int64_t)((double)(g->tat - now) * ((double)t / (double)g->interval));
   g->interval = t;
   g->burst = burst;
   g->tolerance = (burst - 1) * t;

@@ -15,8 +15,9 @@ typedef struct gcra {
  * Returns 0, or -1 (rule untouched) when count, period or burst is out of range. */
 int gcra_init(gcra *g, double count, int64_t period_ns, int64_t burst);
 
-/* Change the rate, keeping the schedule already earned. Returns 0 or -1. */
-int gcra_set_rate(gcra *g, double count, int64_t period_ns, int64_t burst);
+/* Changes the rate at `now`. Debt already run up (requests sent ahead of the sustained
+ * rate) is kept in requests, not in time: it is paid off at the new rate. 0 or -1. */
+int gcra_set_rate(gcra *g, double count, int64_t period_ns, int64_t burst, int64_t now);
 
 /* Nanoseconds from `now` until one request conforms; 0 when it may go now. */
 int64_t gcra_wait(const gcra *g, int64_t now);

@@ -167,7 +167,11 @@ static int pmain(lua_State *L) {
     fprintf(stderr, "\npacer: interrupted\n");
     at_exit(L, "interrupted");
   } else if (!task_finished(rs.main, &ok)) {
-    fprintf(stderr, "pacer: the main task is blocked with nothing left to wake it\n");
+    fprintf(stderr, "pacer: the main task is blocked with nothing left to wake it (deadlock)\n");
+    code = 1;
+  } else if (ok && loop->live > 0) {
+    fprintf(stderr, "pacer: %d task%s blocked with nothing left to wake %s (deadlock)\n", loop->live,
+            loop->live == 1 ? " is" : "s are", loop->live == 1 ? "it" : "them");
     code = 1;
   } else if (!ok) {
     lua_settop(L, 2);
@@ -178,6 +182,12 @@ static int pmain(lua_State *L) {
   } else {
     at_exit(L, "ok");
     code = loop->failed ? 1 : 0;
+    if (o->module) { /* a subcommand's main function may return its exit status (2: bad usage) */
+      lua_settop(L, 2);
+      task_push_results(L, rs.main); /* [.., {n=, ...}] */
+      lua_rawgeti(L, -1, 1);
+      if (lua_isinteger(L, -1)) code = (int)lua_tointeger(L, -1);
+    }
   }
   lua_pushinteger(L, code);
   return 1;

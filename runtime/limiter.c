@@ -213,8 +213,9 @@ static int lim_try_acquire(lua_State *L) {
   return 2;
 }
 
-/* lim:set_rate("20/s" | {rules}) changes every rule's rate at run time; earned
- * schedule is kept and queued tasks are re-timed. */
+/* lim:set_rate("20/s" | {rules} [, burst]) changes the rules at run time: the debt each
+ * rule carries is kept in requests and paid at the new rate; queued tasks are re-timed.
+ * The burst stays as it was unless given. */
 static int lim_set_rate(lua_State *L) {
   limiter *lim = checklimiter(L, 1);
   luaL_checkany(L, 2);
@@ -222,28 +223,25 @@ static int lim_set_rate(lua_State *L) {
   lua_createtable(L, 0, 2); /* [lim, rate, burst, opts] */
   lua_pushvalue(L, 2);
   lua_setfield(L, 4, lua_istable(L, 2) && lua_rawlen(L, 2) > 0 ? "rules" : "rate");
-  if (!lua_isnil(L, 3)) {
-    lua_pushvalue(L, 3);
-    lua_setfield(L, 4, "burst");
-  }
+  if (!lua_isnil(L, 3)) lua_pushvalue(L, 3);
+  else lua_pushinteger(L, lim->rules[0].burst); /* keep the burst unless told */
+  lua_setfield(L, 4, "burst");
   limiter tmp;
   memset(&tmp, 0, sizeof tmp);
   load_rules(L, &tmp, 4);
-  if (tmp.nrules != lim->nrules) {
-    for (int i = 0; i < tmp.nrules; i++) tmp.rules[i].tat = i < lim->nrules ? lim->rules[i].tat : tmp.rules[i].tat;
-    memcpy(lim->rules, tmp.rules, sizeof tmp.rules);
-  } else {
-    for (int i = 0; i < tmp.nrules; i++) {
-      int64_t b = tmp.rules[i].burst;
-      gcra_set_rate(&lim->rules[i], tmp.counts[i], tmp.periods[i], b);
-    }
+  int64_t now = loop_now_ns();
+  for (int i = 0; i < tmp.nrules; i++) {
+    if (i < lim->nrules) /* rule i keeps its schedule, rescaled to the new rate */
+      gcra_set_rate(&lim->rules[i], tmp.counts[i], tmp.periods[i], tmp.rules[i].burst, now);
+    else
+      lim->rules[i] = tmp.rules[i];
   }
   lim->nrules = tmp.nrules;
   memcpy(lim->counts, tmp.counts, sizeof tmp.counts);
   memcpy(lim->periods, tmp.periods, sizeof tmp.periods);
   if (lim->head) {
     evtimer_del(lim->timer);
-    arm(lim, wait_ns(lim, loop_now_ns()));
+    arm(lim, wait_ns(lim, now));
   }
   return 0;
 }

@@ -58,10 +58,20 @@ void loop_free(pacer_loop *loop) {
   free(loop);
 }
 
+static int pending(pacer_loop *loop) {
+  return event_base_get_num_events(loop->base, EVENT_BASE_COUNT_ADDED) -
+         event_base_get_num_events(loop->base, EVENT_BASE_COUNT_ACTIVE);
+}
+
 int loop_run(pacer_loop *loop, int (*done)(void *), void *arg) {
   event_add(loop->sigint_ev, NULL);
+  /* what is pending with nothing else going on: the SIGINT watch and libevent's own
+   * (libevent counts an active event as added too, hence the difference) */
+  int idle = pending(loop);
   while (!loop->interrupted && !done(arg)) {
-    if (event_base_loop(loop->base, EVLOOP_ONCE) != 0) break; /* nothing left to wait for */
+    if (!loop->ready_head && pending(loop) <= idle)
+      break; /* no timer, transfer, listener or ready task can wake anyone: a deadlock */
+    if (event_base_loop(loop->base, EVLOOP_ONCE) < 0) break;
   }
   event_del(loop->sigint_ev);
   return loop->interrupted ? 130 : 0;

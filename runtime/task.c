@@ -82,6 +82,11 @@ void task_push_error(lua_State *L, task *t) {
   lua_remove(L, -3);
 }
 
+void task_push_results(lua_State *L, task *t) {
+  (void)t; /* the task userdata must be on top of L */
+  lua_getiuservalue(L, -1, UV_RESULT);
+}
+
 /* Called with the finished task's userdata at the top of L. Wakes waiters with
  * (true, results...) or (false, err). Returns how many were woken. */
 static int wake_waiters(lua_State *L, task *t) {
@@ -301,7 +306,7 @@ static double check_seconds(lua_State *L, int i, const char *what) {
     luaL_error(L, "%s: expected a duration (seconds or a string like \"250ms\"), got %s", what,
                luaL_typename(L, i));
   double s = lua_tonumber(L, i);
-  if (!(s >= 0) || s > 1e9) luaL_error(L, "%s: duration must be between 0 and 1e9 seconds", what);
+  if (!(s >= 0) || s > 1e9) luaL_error(L, "%s: invalid duration %s: must be between 0 and 1e9 seconds", what, lua_tostring(L, i));
   return s;
 }
 

@@ -31,8 +31,10 @@ void task_wake(task *t, int nargs);
 task *task_spawn(lua_State *L, int nargs);
 /* 1 when finished (ok or not); *ok is 0 when it died with an error. */
 int task_finished(task *t, int *ok);
-/* Pushes the error value a failed task died with plus its traceback string. */
+/* With the task's userdata on top of L: pushes the error value a failed task died with
+ * plus its traceback string; or the {n=, ...} results of a finished one. */
 void task_push_error(lua_State *L, task *t);
+void task_push_results(lua_State *L, task *t);
 
 /* The loop's ready event callback: resumes every queued task. */
 void task_run_ready(int fd, short what, void *arg);

@@ -49,13 +49,21 @@ int main(void) {
   CHECK(gcra_init(&g, 3, S, 1) == 0);
   CHECK(g.interval == 333333334);
 
-  /* set_rate keeps the schedule and changes the spacing from now on */
+  /* set_rate keeps the debt in requests: one request owed at 10/s (100 ms) becomes one
+   * owed at 1/s (1 s), and at 100/min a minute's debt shrinks to 10 ms at 100/s */
   CHECK(gcra_init(&g, 10, S, 1) == 0);
   gcra_commit(&g, 0);
-  CHECK(gcra_set_rate(&g, 1, S, 1) == 0);
-  CHECK(gcra_wait(&g, 0) == 100000000);
-  gcra_commit(&g, 100000000);
-  CHECK(gcra_wait(&g, 100000000) == S);
+  CHECK(gcra_set_rate(&g, 1, S, 1, 0) == 0);
+  CHECK(gcra_wait(&g, 0) == S);
+  CHECK(gcra_init(&g, 1, 60 * S, 1) == 0);
+  gcra_commit(&g, 0);
+  CHECK(gcra_set_rate(&g, 100, S, 1, 0) == 0);
+  CHECK(gcra_wait(&g, 0) == 10000000);
+  /* half the interval already served is kept */
+  CHECK(gcra_init(&g, 10, S, 1) == 0);
+  gcra_commit(&g, 0);
+  CHECK(gcra_set_rate(&g, 20, S, 1, 50000000) == 0);
+  CHECK(gcra_wait(&g, 50000000) == 25000000);
 
   /* bad rules are refused */
   CHECK(gcra_init(&g, 0, S, 1) == -1);

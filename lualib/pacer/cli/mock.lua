@@ -20,6 +20,12 @@ local FLAGS = {
 }
 local NUMERIC = {port = "integer", burst = "integer", fail = "number", drop = "number"}
 
+-- bad usage: a message and exit status 2, no traceback
+local function usage_error(msg)
+  io.stderr:write("pacer mock: ", msg, "\n", USAGE)
+  return 2
+end
+
 return function(...)
   local args = {...}
   local o = {port = 8080}
@@ -33,17 +39,17 @@ return function(...)
     local flag, value = a:match("^(%-%-[%w-]+)=(.*)$")
     flag = flag or a
     local name = FLAGS[flag]
-    if not name then error("pacer mock: unknown option '" .. a .. "'\n" .. USAGE, 0) end
+    if not name then return usage_error("unknown option '" .. a .. "'") end
     if not value then
       i = i + 1
       value = args[i]
-      if value == nil then error("pacer mock: option " .. flag .. " needs a value", 0) end
+      if value == nil then return usage_error("option " .. flag .. " needs a value") end
     end
     if NUMERIC[name] then
       local n = tonumber(value)
       if not n or (NUMERIC[name] == "integer" and math.type(n) ~= "integer") then
-        error(string.format("pacer mock: %s expects %s, got '%s'", flag,
-          NUMERIC[name] == "integer" and "an integer" or "a number", value), 0)
+        return usage_error(string.format("%s expects %s, got '%s'", flag,
+          NUMERIC[name] == "integer" and "an integer" or "a number", value))
       end
       value = n
     end
