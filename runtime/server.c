@@ -190,7 +190,7 @@ static int on_headers_complete(http_parser *p) {
   evtimer_del(c->deadline);
   if ((p->flags & F_CONTENTLENGTH) && p->content_length > c->srv->max_body) {
     c->error_status = 413;
-    return 1;
+    return -1; /* an error: 1 here would mean "no body" and the body be read as a request */
   }
   /* Expect: 100-continue */
   for (const char *h = c->hdrs.p, *end = c->hdrs.p + c->hdrs.len; h && h < end;) {
@@ -442,6 +442,12 @@ static int req_drop(lua_State *L) {
   return 0;
 }
 
+/* h:answered() -> true once respond() or drop() ran (or the client is gone) */
+static int req_answered(lua_State *L) {
+  lua_pushboolean(L, checkreq(L)->c == NULL);
+  return 1;
+}
+
 static int req_gc(lua_State *L) {
   srvreq *r = checkreq(L);
   if (r->c) { /* never answered: do not leave the client hanging */
@@ -536,7 +542,7 @@ static int l_listen(lua_State *L) {
 
 int luaopen_pacer_server(lua_State *L) {
   static const luaL_Reg srv_methods[] = {{"close", srv_close}, {"port", srv_port}, {NULL, NULL}};
-  static const luaL_Reg req_methods[] = {{"respond", req_respond}, {"drop", req_drop}, {NULL, NULL}};
+  static const luaL_Reg req_methods[] = {{"respond", req_respond}, {"drop", req_drop}, {"answered", req_answered}, {NULL, NULL}};
   luaL_newmetatable(L, PACER_SERVER);
   lua_pushcfunction(L, srv_close);
   lua_setfield(L, -2, "__gc");

@@ -1,6 +1,6 @@
 -- pacer.mock: a local API that throttles like a real one, for dry runs and tests.
 -- Limit per window (GCRA with a burst of the whole window by default, or a fixed
--- window), RateLimit-* on every answer, 429 + Retry-After over the limit, injectable
+-- window), RateLimit-* on every authenticated answer, 429 + Retry-After over the limit, injectable
 -- failures, Idempotency-Key replay, and a record of every request it received.
 local corelib = require "pacer.c.corelib"
 local new_limiter = require "pacer.c.limiter"

@@ -68,6 +68,8 @@ function M.prepare(where, o, base)
     if not hdr["content-type"] then add("Content-Type", "application/x-www-form-urlencoded") end
   else
     r.body = o.body
+    -- say what raw bytes are, rather than let libcurl call them a form
+    if r.body and not hdr["content-type"] then add("Content-Type", "application/octet-stream") end
   end
   if o.idempotency_key then add("Idempotency-Key", o.idempotency_key) end
   if base.idempotency and not SAFE[r.method] and not hdr["idempotency-key"] then

@@ -3,6 +3,7 @@
 -- it answered or dropped the connection itself through its second argument.
 local cjson = require "cjson"
 local listen = require "pacer.c.server"
+local log = require "pacer.log"
 local opts = require "pacer.opts"
 local url = require "pacer.url"
 
@@ -73,13 +74,18 @@ function M.serve(o)
     if not fn then
       return answer(h, 404, {error = "no route for " .. req.method .. " " .. req.path})
     end
-    local ok, status, body, headers = xpcall(fn, debug.traceback, req, h)
+    local ok, err = xpcall(function()
+      local status, body, headers = fn(req, h)
+      if status ~= nil then
+        answer(h, status, body, headers)
+      elseif not h:answered() then
+        error("the route returned no status and did not answer", 0)
+      end
+    end, debug.traceback)
     if not ok then
-      io.stderr:write("pacer: handler for ", req.method, " ", req.path, " failed: ", tostring(status), "\n")
-      return answer(h, 500, {error = "internal error"})
+      log.error("handler for %s %s failed: %s", req.method, req.path, tostring(err))
+      if not h:answered() then h:respond(500, JSON, '{"error":"internal error"}') end
     end
-    if status == nil then return end
-    answer(h, status, body, headers)
   end
   local args = {handler = dispatch}
   for k, v in pairs(o) do if k ~= "routes" and k ~= "handler" then args[k] = v end end

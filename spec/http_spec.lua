@@ -1,0 +1,467 @@
+-- spec/http_spec.lua: pacer.request and pacer.client against pacer.serve, pacer.mock{}
+-- and Debian's nginx, all on 127.0.0.1.
+local H = dofile("spec/support/helpers.lua")
+local json = pacer.json
+
+-- error text without the "file:line: " prefix that opts.raise adds at the caller's line
+local function message(fn)
+  local ok, err = pcall(fn)
+  assert.is_false(ok, "expected an error")
+  return (tostring(err):gsub("^[^\n]-:%d+: ", "")), tostring(err)
+end
+
+-- a server that echoes what it received, plus a few fixed routes
+local function echo_server()
+  local hits = {}
+  local srv = pacer.serve{routes = {
+    ["* /*"] = function(req)
+      hits[#hits + 1] = req.target
+      return 200, {method = req.method, target = req.target, path = req.path, query = req.query,
+        headers = req.headers, body = req.body}
+    end,
+    ["GET /text"] = function() return 200, "not json at all\n", {["Content-Type"] = "text/plain"} end,
+    ["GET /redirect"] = function() return 302, "moved", {Location = "/landed?from=redirect"} end,
+    ["GET /slow"] = function() pacer.sleep(2) return 200, "late" end,
+  }}
+  srv.hits = hits
+  return srv
+end
+
+describe("pacer.request against pacer.serve", function()
+  local srv
+  setup(function() srv = echo_server() end)
+  teardown(function() srv.close() end)
+
+  it("encodes a query table (sorted, percent-encoded, repeated keys) and the server decodes it", function()
+    local res = assert(pacer.request{url = srv.url .. "/search",
+      query = {q = "a b&c=d", tag = {"x", "y"}, n = 5, ok = true, ["ü"] = "é/?"}, retry = false})
+    assert.are.equal(200, res.status)
+    local got = res:json()
+    assert.are.equal("GET", got.method)
+    assert.are.equal("/search?n=5&ok=true&q=a%20b%26c%3Dd&tag=x&tag=y&%C3%BC=%C3%A9%2F%3F", got.target)
+    assert.are.equal("/search", got.path)
+    assert.are.same({n = "5", ok = "true", q = "a b&c=d", tag = {"x", "y"}, ["ü"] = "é/?"}, got.query)
+  end)
+
+  it("appends a query to a URL that already has one, and keeps a string query as is", function()
+    local res = assert(pacer.request{url = srv.url .. "/s?a=1", query = {b = 2}, retry = false})
+    assert.are.equal("/s?a=1&b=2", res:json().target)
+    res = assert(pacer.request{url = srv.url .. "/s", query = "raw=x%20y&z", retry = false})
+    assert.are.equal("/s?raw=x%20y&z", res:json().target)
+  end)
+
+  it("sends the given headers, a default Accept and a pacer User-Agent", function()
+    local res = assert(pacer.request{url = srv.url .. "/h", retry = false,
+      headers = {["X-Custom"] = "value 1", ["X-Number"] = 42}})
+    local h = res:json().headers
+    assert.are.equal("value 1", h["x-custom"])
+    assert.are.equal("42", h["x-number"])
+    assert.are.equal("application/json, */*;q=0.5", h["accept"])
+    assert.are.equal("pacer/" .. pacer.version, h["user-agent"])
+    res = assert(pacer.request{url = srv.url .. "/h", retry = false, headers = {accept = "text/csv"}})
+    assert.are.equal("text/csv", res:json().headers["accept"])
+  end)
+
+  it("json = encodes the body and sets Content-Type: application/json", function()
+    local res = assert(pacer.request{method = "POST", url = srv.url .. "/j", retry = false,
+      json = {to = "+15550100", message = "hi", n = {1, 2}}})
+    local got = res:json()
+    assert.are.equal("POST", got.method)
+    assert.are.equal("application/json", got.headers["content-type"])
+    assert.are.same({to = "+15550100", message = "hi", n = {1, 2}}, json.decode(got.body))
+    assert.are.equal(tostring(#got.body), got.headers["content-length"])
+  end)
+
+  it("json = keeps a Content-Type the caller gave", function()
+    local res = assert(pacer.request{method = "POST", url = srv.url .. "/j", retry = false,
+      headers = {["content-type"] = "application/vnd.api+json"}, json = {a = 1}})
+    local got = res:json()
+    assert.are.equal("application/vnd.api+json", got.headers["content-type"])
+    assert.are.same({a = 1}, json.decode(got.body))
+  end)
+
+  it("form = url-encodes the fields and sets the form Content-Type", function()
+    local res = assert(pacer.request{method = "PUT", url = srv.url .. "/f", retry = false,
+      form = {b = "x y", a = 1, c = "&="}})
+    local got = res:json()
+    assert.are.equal("PUT", got.method)
+    assert.are.equal("application/x-www-form-urlencoded", got.headers["content-type"])
+    assert.are.equal("a=1&b=x%20y&c=%26%3D", got.body)
+  end)
+
+  it("body = without a Content-Type is sent as application/octet-stream", function()
+    local res = assert(pacer.request{method = "POST", url = srv.url .. "/b", retry = false, body = "raw"})
+    assert.are.equal("application/octet-stream", res:json().headers["content-type"])
+  end)
+
+  it("body = sends the raw bytes with the method given", function()
+    local raw = "line 1\r\nline 2\0binary\255"
+    local res = assert(pacer.request{method = "PATCH", url = srv.url .. "/b", retry = false,
+      headers = {["Content-Type"] = "text/plain"}, body = raw})
+    local got = res:json()
+    assert.are.equal("PATCH", got.method)
+    assert.are.equal("text/plain", got.headers["content-type"])
+    assert.are.equal(raw, got.body)
+  end)
+
+  it("refuses two body kinds at once", function()
+    assert.are.equal("pacer.request: give only one of 'json', 'form' and 'body'",
+      message(function() return pacer.request{url = srv.url, json = {}, body = "x"} end))
+    assert.are.equal("pacer.request: give only one of 'json', 'form' and 'body'",
+      message(function() return pacer.request{url = srv.url, form = {a = 1}, body = "x"} end))
+  end)
+
+  it("gives case-insensitive response headers", function()
+    local res = assert(pacer.request{url = srv.url .. "/text", retry = false})
+    assert.are.equal("text/plain", res.headers["content-type"])
+    assert.are.equal(res.headers["content-type"], res.headers["Content-Type"])
+    assert.are.equal(res.headers["content-type"], res.headers["CONTENT-TYPE"])
+    assert.are.equal("16", res.headers["Content-Length"])
+    assert.is_nil(res.headers["X-Not-There"])
+  end)
+
+  it("res:json() decodes a JSON body", function()
+    local res = assert(pacer.request{url = srv.url .. "/x?k=v", retry = false})
+    local v = res:json()
+    assert.are.equal("table", type(v))
+    assert.are.equal("/x?k=v", v.target)
+  end)
+
+  it("res:json() on a non-JSON body raises a message naming the request and the body", function()
+    local res = assert(pacer.request{url = srv.url .. "/text", retry = false})
+    assert.are.equal(200, res.status)
+    assert.are.equal("not json at all\n", res.body)
+    local msg = message(function() local v = res:json() return v end)
+    assert.are.equal(string.format("res:json(): the body of GET %s/text (HTTP 200, 16 bytes) is not valid JSON: "
+      .. "Expected value but found invalid token at character 1; it starts \"not json at all?\"", srv.url), msg)
+  end)
+
+  it("reports elapsed (a number of seconds), attempts and the URL", function()
+    local res = assert(pacer.request{url = srv.url .. "/e", retry = false})
+    assert.are.equal("number", type(res.elapsed))
+    assert.is_true(res.elapsed >= 0 and res.elapsed < 5)
+    assert.are.equal(1, res.attempts)
+    assert.are.equal("GET", res.method)
+    assert.are.equal(srv.url .. "/e", res.url)
+    assert.is_true(res:ok())
+  end)
+
+  it("reuses the connection for a second request to the same server", function()
+    local s2 = echo_server()
+    local a = assert(pacer.request{url = s2.url .. "/one", retry = false})
+    local b = assert(pacer.request{url = s2.url .. "/two", retry = false})
+    s2.close()
+    assert.is_false(a.reused)
+    assert.is_true(b.reused)
+  end)
+
+  it("does not follow redirects unless follow = true", function()
+    local res = assert(pacer.request{url = srv.url .. "/redirect", retry = false})
+    assert.are.equal(302, res.status)
+    assert.are.equal("/landed?from=redirect", res.headers["location"])
+    assert.are.equal("moved", res.body)
+    res = assert(pacer.request{url = srv.url .. "/redirect", retry = false, follow = true})
+    assert.are.equal(200, res.status)
+    assert.are.equal("/landed?from=redirect", res:json().target)
+  end)
+
+  it("times out: nil, err.kind == 'timeout', after about `timeout` seconds", function()
+    local t0 = pacer.now()
+    local res, err = pacer.request{url = srv.url .. "/slow", timeout = 0.3, retry = false}
+    local took = pacer.now() - t0
+    assert.is_nil(res)
+    assert.are.equal("timeout", err.kind)
+    assert.are.equal(1, err.attempts)
+    assert.are.equal("GET", err.method)
+    assert.are.equal(srv.url .. "/slow", err.url)
+    assert.are.equal("GET " .. srv.url .. "/slow: ", err.message:sub(1, #("GET " .. srv.url .. "/slow: ")))
+    assert.is_true(took >= 0.25 and took < 1.5, "took " .. took)
+  end)
+
+  it("accepts a duration string for timeout", function()
+    local res, err = pacer.request{url = srv.url .. "/slow", timeout = "200ms", retry = false}
+    assert.is_nil(res)
+    assert.are.equal("timeout", err.kind)
+  end)
+
+  it("connection refused: nil, err.kind == 'connect'", function()
+    local port = H.free_port()
+    local res, err = pacer.request{url = "http://127.0.0.1:" .. port .. "/", retry = false}
+    assert.is_nil(res)
+    assert.are.equal("connect", err.kind)
+    assert.are.equal(1, err.attempts)
+    assert.is_false(err.sent)
+    assert.are.equal("GET http://127.0.0.1:" .. port .. "/: ", err.message:sub(1, #("GET http://127.0.0.1:" .. port .. "/: ")))
+  end)
+
+  it("DNS failure for a .invalid name: nil, err.kind == 'dns'", function()
+    local res, err = pacer.request{url = "http://pacer-spec.invalid/x", retry = false, timeout = 5}
+    assert.is_nil(res)
+    assert.are.equal("dns", err.kind)
+    local prefix = "GET http://pacer-spec.invalid/x: "
+    assert.are.equal(prefix, err.message:sub(1, #prefix))
+    assert.is_false(err.sent)
+  end)
+
+  it("raises on a bad URL, naming it", function()
+    assert.are.equal("pacer.request: invalid URL 'htp://x': Unsupported URL scheme",
+      message(function() return pacer.request{url = "htp://x"} end))
+    assert.are.equal("pacer.request: invalid URL 'not a url': Bad scheme",
+      message(function() return pacer.request{url = "not a url"} end))
+    assert.are.equal("pacer.request: invalid URL 'ftp://127.0.0.1/x': only http and https URLs are supported",
+      message(function() return pacer.request{url = "ftp://127.0.0.1/x"} end))
+  end)
+
+  it("raises at the caller's line, not inside pacer", function()
+    local _, full = message(function() return pacer.request{url = "htp://x"} end)
+    assert.are.equal("spec/http_spec.lua:", full:sub(1, 19))
+  end)
+
+  it("raises on an unknown option, listing the known ones", function()
+    assert.are.equal("pacer.request: unknown option 'tiemout' (known: body, connect_timeout, follow, form, "
+      .. "headers, idempotency_key, json, limiter, max_body, method, query, retry, timeout, url, verify)",
+      message(function() return pacer.request{url = srv.url, tiemout = 1} end))
+  end)
+
+  it("raises on an option of the wrong type, naming it", function()
+    assert.are.equal("pacer.request: option 'timeout' must be a duration (seconds or \"250ms\"), got table",
+      message(function() return pacer.request{url = srv.url, timeout = {}} end))
+    assert.are.equal("pacer.request: option 'headers' must be a table, got string",
+      message(function() return pacer.request{url = srv.url, headers = "X: y"} end))
+    assert.are.equal("pacer.request: option 'timeout' must be greater than 0",
+      message(function() return pacer.request{url = srv.url, timeout = 0} end))
+    assert.are.equal("pacer.request: expected a table of options, got string",
+      message(function() return pacer.request("http://127.0.0.1/") end))
+    assert.are.equal("pacer.request: option 'url' is required",
+      message(function() return pacer.request{method = "GET"} end))
+  end)
+
+  it("refuses header injection (CR/LF in a value, bad characters in a name) before sending", function()
+    local before = #srv.hits
+    assert.are.equal("pacer.request: header 'X-A' contains CR, LF or NUL (header injection?)",
+      message(function() return pacer.request{url = srv.url .. "/inj", headers = {["X-A"] = "a\r\nX-B: b"}} end))
+    assert.are.equal("pacer.request: header 'X-A' contains CR, LF or NUL (header injection?)",
+      message(function() return pacer.request{url = srv.url .. "/inj", headers = {["X-A"] = "a\nb"}} end))
+    assert.are.equal("pacer.request: invalid header name \"X A\" (header injection?)",
+      message(function() return pacer.request{url = srv.url .. "/inj", headers = {["X A"] = "v"}} end))
+    assert.are.equal("pacer.request: invalid header name \"X-B\\\nY\" (header injection?)",
+      message(function() return pacer.request{url = srv.url .. "/inj", headers = {["X-B\nY"] = "v"}} end))
+    assert.are.equal(before, #srv.hits)
+  end)
+end)
+
+describe("pacer.request against pacer.mock{}", function()
+  local mock
+  setup(function() mock = pacer.mock{rate = "100/s"} end)
+  teardown(function() mock:close() end)
+
+  it("GETs a page with a query the mock understands", function()
+    local res = assert(pacer.request{url = mock.url .. "/v2/numbers", query = {page = 2, per_page = 10}, retry = false})
+    assert.are.equal(200, res.status)
+    local body = res:json()
+    assert.are.equal(2, body.page)
+    assert.are.equal(10, body.per_page)
+    assert.are.equal(10, #body.numbers)
+    assert.are.equal("+15550000011", body.numbers[1].number)
+    assert.are.equal("application/json", res.headers["Content-Type"])
+  end)
+
+  it("POSTs JSON and reads the quota headers into res.quota", function()
+    local res = assert(pacer.request{method = "POST", url = mock.url .. "/v2/sms/send", retry = false,
+      json = {to = "+15550100", message = "hi"}})
+    assert.are.equal(200, res.status)
+    assert.are.equal("+15550100", res:json().to)
+    assert.are.equal(100, res.quota.limit)
+    assert.are.equal("number", type(res.quota.remaining))
+    assert.are.equal("number", type(res.quota.reset))
+    local last = mock.requests[#mock.requests]
+    assert.are.same({to = "+15550100", message = "hi"}, json.decode(last.body))
+  end)
+end)
+
+describe("pacer.request against nginx", function()
+  local ngx
+  setup(function()
+    ngx = H.nginx([[
+      location = /echo { default_type text/plain; return 200 "$request_uri|$http_x_custom|$content_type"; }
+      location = /old { return 302 /small.txt; }
+    ]])
+  end)
+  teardown(function() if ngx then ngx.stop() end end)
+
+  it("GETs a static file", function()
+    local res = assert(pacer.request{url = ngx.url .. "/small.txt", retry = false})
+    assert.are.equal(200, res.status)
+    assert.are.equal("hello from nginx\n", res.body)
+    assert.are.equal("text/plain", res.headers["Content-Type"])
+    assert.are.equal(res.headers["content-type"], res.headers["Content-Type"])
+    assert.are.equal("17", res.headers["content-length"])
+    assert.are.equal("number", type(res.elapsed))
+  end)
+
+  it("sends the encoded query and the headers", function()
+    local res = assert(pacer.request{url = ngx.url .. "/echo", query = {q = "a b", z = "é"},
+      headers = {["X-Custom"] = "yes"}, retry = false})
+    assert.are.equal("/echo?q=a%20b&z=%C3%A9|yes|", res.body)
+  end)
+
+  it("sends the Content-Type for json and form bodies", function()
+    local res = assert(pacer.request{method = "POST", url = ngx.url .. "/echo", json = {a = 1}, retry = false})
+    assert.are.equal("/echo||application/json", res.body)
+    res = assert(pacer.request{method = "POST", url = ngx.url .. "/echo", form = {a = 1}, retry = false})
+    assert.are.equal("/echo||application/x-www-form-urlencoded", res.body)
+  end)
+
+  it("reuses the keep-alive connection", function()
+    local a = assert(pacer.request{url = ngx.url .. "/small.txt", retry = false})
+    local b = assert(pacer.request{url = ngx.url .. "/small.txt", retry = false})
+    assert.are.equal(200, a.status)
+    assert.is_true(b.reused)
+  end)
+
+  it("does not follow a 302 unless follow = true", function()
+    local res = assert(pacer.request{url = ngx.url .. "/old", retry = false})
+    assert.are.equal(302, res.status)
+    assert.are.equal(ngx.url .. "/small.txt", res.headers["location"])
+    res = assert(pacer.request{url = ngx.url .. "/old", retry = false, follow = true})
+    assert.are.equal(200, res.status)
+    assert.are.equal("hello from nginx\n", res.body)
+  end)
+
+  it("returns a 404 as a response, not an error", function()
+    local res, err = pacer.request{url = ngx.url .. "/missing", retry = false}
+    assert.is_nil(err)
+    assert.are.equal(404, res.status)
+    assert.is_false(res:ok())
+  end)
+end)
+
+describe("pacer.client", function()
+  local srv
+  setup(function() srv = echo_server() end)
+  teardown(function() srv.close() end)
+
+  it("joins base_url and the path, with or without slashes", function()
+    local api = pacer.client{base_url = srv.url .. "/v2", retry = false}
+    assert.are.equal("/v2/sms/send", api:get("/sms/send"):json().target)
+    assert.are.equal("/v2/sms/send", api:get("sms/send"):json().target)
+    local api2 = pacer.client{base_url = srv.url .. "/v2/", retry = false}
+    assert.are.equal("/v2/numbers?page=3", api2:get("/numbers", {query = {page = 3}}):json().target)
+    -- an absolute URL is used as given
+    assert.are.equal("/other", api:get(srv.url .. "/other"):json().target)
+  end)
+
+  it("sends default headers; a request's own header wins, whatever its case", function()
+    local api = pacer.client{base_url = srv.url, retry = false,
+      headers = {["X-Auth-Token"] = "default", ["X-Team"] = "core"}}
+    local h = api:get("/a"):json().headers
+    assert.are.equal("default", h["x-auth-token"])
+    assert.are.equal("core", h["x-team"])
+    h = api:get("/a", {headers = {["x-auth-token"] = "mine"}}):json().headers
+    assert.are.equal("mine", h["x-auth-token"])
+    assert.are.equal("core", h["x-team"])
+  end)
+
+  it("has post/put/patch/delete and request{}", function()
+    local api = pacer.client{base_url = srv.url, retry = false}
+    assert.are.equal("POST", api:post("/p", {json = {a = 1}}):json().method)
+    assert.are.equal("PUT", api:put("/p", {body = "x"}):json().method)
+    assert.are.equal("PATCH", api:patch("/p", {body = "x"}):json().method)
+    assert.are.equal("DELETE", api:delete("/p"):json().method)
+    local got = api:request{method = "POST", path = "/r", json = {b = 2}}:json()
+    assert.are.equal("POST", got.method)
+    assert.are.equal("/r", got.target)
+    assert.are.same({b = 2}, json.decode(got.body))
+  end)
+
+  it("raises on an unknown client option", function()
+    assert.are.equal("pacer.client: unknown option 'bse_url' (known: base_url, burst, concurrency, "
+      .. "connect_timeout, follow, headers, idempotency, limiter, max_body, name, rate, retry, rules, timeout, verify)",
+      message(function() return pacer.client{bse_url = srv.url} end))
+  end)
+
+  it("raises on an option from a later version by name", function()
+    assert.are.equal("pacer.client: option 'cache' is not available in this version of pacer",
+      message(function() return pacer.client{base_url = srv.url, cache = {}} end))
+    assert.are.equal("pacer.client: option 'adaptive' is not available in this version of pacer",
+      message(function() return pacer.client{base_url = srv.url, adaptive = true} end))
+  end)
+
+  it("raises on an unknown or mistyped per-request option", function()
+    local api = pacer.client{base_url = srv.url}
+    assert.are.equal("api:get: unknown option 'tiemout' (known: body, connect_timeout, follow, form, headers, "
+      .. "idempotency_key, json, max_body, query, retry, timeout, verify)",
+      message(function() return api:get("/x", {tiemout = 1}) end))
+    assert.are.equal("api:post: option 'timeout' must be a duration (seconds or \"250ms\"), got table",
+      message(function() return api:post("/x", {timeout = {}}) end))
+    assert.are.equal("api:get: header 'X' contains CR, LF or NUL (header injection?)",
+      message(function() return api:get("/x", {headers = {X = "a\rb"}}) end))
+  end)
+
+  it("raises on a bad concurrency or rate", function()
+    assert.are.equal("pacer.client: 'concurrency' must be >= 1, got 0",
+      message(function() return pacer.client{base_url = srv.url, concurrency = 0} end))
+    assert.are.equal("pacer.client: option 'rate' must be a rate (\"10/s\" or a number), got table",
+      message(function() return pacer.client{base_url = srv.url, rate = {}} end))
+  end)
+end)
+
+describe("pacer.client stats and quota", function()
+  local mock
+  setup(function() mock = pacer.mock{rate = "10/s"} end)
+  teardown(function() mock:close() end)
+
+  it("api:stats() counts requests, outcomes, statuses and time spent pacing", function()
+    local api = pacer.client{base_url = mock.url .. "/v2", rate = "20/s", retry = false}
+    local s0 = api:stats()
+    assert.are.same({requests = 0, ok = 0, failed = 0, retries = 0, throttled = 0, waited = 0},
+      {requests = s0.requests, ok = s0.ok, failed = s0.failed, retries = s0.retries,
+       throttled = s0.throttled, waited = s0.waited})
+    assert.are.equal(200, api:get("/numbers").status)
+    assert.are.equal(200, api:get("/billing/usage").status)
+    assert.are.equal(404, api:get("/nope").status)
+    local s = api:stats()
+    assert.are.equal(3, s.requests)
+    assert.are.equal(2, s.ok)
+    assert.are.equal(1, s.failed)
+    assert.are.equal(0, s.retries)
+    assert.are.equal(0, s.throttled)
+    assert.are.same({[200] = 2, [404] = 1}, s.by_status)
+    -- 3 requests at 20/s with a burst of 1: two waits of ~50 ms
+    assert.is_true(s.waited >= 0.08 and s.waited < 0.5, "waited " .. s.waited)
+    -- a copy: changing it does not change the client's counters
+    s.requests = 99
+    assert.are.equal(3, api:stats().requests)
+  end)
+
+  it("api:stats() counts 429s as throttled", function()
+    local m = pacer.mock{rate = "2/s"}
+    local api = pacer.client{base_url = m.url .. "/v2", retry = false}
+    local statuses = {}
+    for i = 1, 3 do statuses[i] = api:get("/numbers").status end
+    m:close()
+    assert.are.same({200, 200, 429}, statuses)
+    local s = api:stats()
+    assert.are.equal(1, s.throttled)
+    assert.are.equal(1, s.failed)
+    assert.are.equal(2, s.ok)
+    assert.are.same({[200] = 2, [429] = 1}, s.by_status)
+  end)
+
+  it("api:quota() is nil before any response and then the latest quota seen", function()
+    local m2 = pacer.mock{rate = "10/s"} -- fresh: a known remaining count
+    local api = pacer.client{base_url = m2.url .. "/v2", retry = false}
+    assert.is_nil(api:quota())
+    assert.are.equal(200, api:get("/numbers").status)
+    local q = api:quota()
+    assert.are.equal(10, q.limit)
+    assert.are.equal(9, q.remaining)
+    assert.is_true(q.reset > 0 and q.reset <= 1, "reset " .. tostring(q.reset))
+    assert.is_true(math.abs(q.used - 0.1) < 1e-9, "used " .. tostring(q.used))
+    assert.are.equal(200, api:get("/numbers").status)
+    q = api:quota()
+    assert.are.equal(8, q.remaining)
+    assert.is_true(math.abs(q.used - 0.2) < 1e-9, "used " .. tostring(q.used))
+    m2:close()
+  end)
+end)
