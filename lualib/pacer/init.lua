@@ -33,6 +33,9 @@ pacer.client = require("pacer.client").new
 pacer.serve = require("pacer.serve").serve
 pacer.semaphore = require("pacer.sync").semaphore
 pacer.progress = require("pacer.progress").start
+pacer.cache = require("pacer.cache").new
+pacer.queue = require("pacer.queue").new
+pacer.batch = require("pacer.batch").new
 function pacer.mock(o) return require("pacer.mock").start(o) end -- loaded on first use
 function pacer.stats() return require("pacer.stats").copy(require("pacer.stats").run) end
 

@@ -126,7 +126,12 @@ function M.send(r, ctx)
       paced = w
       stats.waited(sinks, w)
     end
-    local status, headers, body, info = http.request(r)
+    local wire = r
+    if r.conditional then -- validators from the HTTP cache, on this request only
+      wire = setmetatable({headers = {table.unpack(r.headers)}}, {__index = r})
+      for k, v in pairs(r.conditional) do wire.headers[#wire.headers + 1] = k .. ": " .. v end
+    end
+    local status, headers, body, info = http.request(wire)
     if ctx.semaphore then ctx.semaphore:release() end
     local res, err
     if status then

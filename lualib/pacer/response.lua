@@ -42,5 +42,17 @@ function M.new(req, status, headers, body, info, attempt)
   }, Response)
 end
 
+-- A response answered from the HTTP cache: entry = {status, headers, body}; `via` is
+-- the 304 that revalidated it, if any.
+function M.cached(req, entry, via)
+  local headers = {}
+  for k, v in pairs(entry.headers) do headers[k] = v end
+  return setmetatable({
+    status = entry.status, headers = M.headers(headers), body = entry.body,
+    elapsed = via and via.elapsed or 0, method = req.method, url = req.url, attempts = via and via.attempts or 0,
+    quota = via and via.quota, cached = true,
+  }, Response)
+end
+
 M.Response = Response
 return M

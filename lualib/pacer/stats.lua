@@ -8,7 +8,7 @@ local M = {}
 
 local function new()
   return {requests = 0, ok = 0, failed = 0, retries = 0, throttled = 0, cache_hits = 0,
-    waited = 0, by_status = {}, errors = {}, inflight = 0}
+    cache_misses = 0, revalidations = 0, waited = 0, by_status = {}, errors = {}}
 end
 M.new = new
 
@@ -57,6 +57,21 @@ end
 function M.finished(sinks, ok)
   for _, s in ipairs(sinks) do
     if ok then s.ok = s.ok + 1 else s.failed = s.failed + 1 end
+  end
+end
+
+function M.cache_hit(sinks)
+  for _, s in ipairs(sinks) do
+    s.cache_hits = s.cache_hits + 1
+    s.ok = s.ok + 1
+  end
+end
+
+-- a miss; `revalidating` when a stale entry's validators go with the request
+function M.cache_miss(sinks, revalidating)
+  for _, s in ipairs(sinks) do
+    s.cache_misses = s.cache_misses + 1
+    if revalidating then s.revalidations = s.revalidations + 1 end
   end
 end
 

@@ -1,0 +1,86 @@
+-- pacer.batch: collects items and sends them `size` at a time, or after `interval`,
+-- through send(items) -> results. Each push waits for its own item's result: the value,
+-- or nil + err when the whole batch failed or the API rejected that item.
+local task = require "pacer.c.task"
+local corelib = require "pacer.c.corelib"
+local opts = require "pacer.opts"
+
+local M = {}
+
+local Batch = {}
+Batch.__index = Batch
+
+local function rejected(r)
+  return type(r) == "table" and r.error ~= nil
+end
+
+-- Sends what is pending; returns the result for `me` (a pending index) if asked.
+local function flush(self, me)
+  local pending = self.pending
+  if #pending == 0 then return end
+  self.pending = {}
+  self.generation = self.generation + 1
+  local items = {}
+  for i, p in ipairs(pending) do items[i] = p.item end
+  self.batches = self.batches + 1
+  local ok, results, err = pcall(self.send, items)
+  if ok and results == nil then ok, results = false, err or "send returned nothing" end
+  local mine
+  for i, p in ipairs(pending) do
+    local a, b
+    if not ok then
+      a, b = nil, {kind = "batch_failed", message = tostring(results), item = p.item}
+      self.failed = self.failed + 1
+    elseif results[i] == nil or rejected(results[i]) then
+      a, b = nil, {kind = "rejected", message = results[i] and tostring(results[i].error)
+        or "no result for this item", item = p.item}
+      self.rejected = self.rejected + 1
+    else
+      a = results[i]
+      self.sent = self.sent + 1
+    end
+    if p.task == me then mine = {a, b}
+    else task.wake(p.task, a, b) end
+  end
+  if mine then return mine[1], mine[2] end
+end
+
+-- b:push(item) -> result | nil, err   (waits until item's batch has been sent)
+function Batch:push(item)
+  if self.closed then opts.raise("batch:push: the batch is closed") end
+  local me = task.current() or opts.raise("batch:push: must be called from a task")
+  self.pending[#self.pending + 1] = {item = item, task = me}
+  if #self.pending >= self.size then return flush(self, me) end
+  if #self.pending == 1 then
+    local gen = self.generation
+    task.spawn(function()
+      task.sleep(self.interval)
+      if self.generation == gen then flush(self) end
+    end)
+  end
+  return task.suspend()
+end
+
+function Batch:flush() flush(self) end
+
+function Batch:close()
+  self.closed = true
+  flush(self)
+end
+
+function Batch:stats()
+  return {batches = self.batches, sent = self.sent, rejected = self.rejected, failed = self.failed,
+    pending = #self.pending}
+end
+
+-- pacer.batch{size = 100, interval = "2s", send = function(items) return results end}
+function M.new(o)
+  opts.check("pacer.batch", o, {size = "integer", interval = "duration", send = "callable"})
+  if not o.send then opts.raise("pacer.batch: 'send' is required") end
+  local size = o.size or 100
+  if size < 1 then opts.raise("pacer.batch: 'size' must be >= 1, got %d", size) end
+  return setmetatable({size = size, interval = corelib.parse_duration(o.interval or 1), send = o.send,
+    pending = {}, generation = 0, batches = 0, sent = 0, rejected = 0, failed = 0}, Batch)
+end
+
+return M
