@@ -8,7 +8,7 @@ set -eu
 cd "$(dirname "$0")"
 
 PACKAGES="build-essential cmake pkg-config ca-certificates liblua5.4-dev libcurl4-openssl-dev
-  lua-cjson libevent-dev libhttp-parser-dev lua-busted nginx-light tmux"
+  lua-cjson libevent-dev libhttp-parser-dev libedit-dev lua-busted nginx-light tmux"
 
 missing=""
 for p in $PACKAGES; do

@@ -16,6 +16,7 @@ int luaopen_pacer_server(lua_State *L);
 int luaopen_pacer_corelib(lua_State *L);
 int luaopen_pacer_cache(lua_State *L);
 int luaopen_pacer_queue(lua_State *L);
+int luaopen_pacer_repl(lua_State *L);
 int luaopen_cjson(lua_State *L);
 
 /* package.searchers entry: $PACER_PATH first (development), then the embedded copy. */
@@ -140,6 +141,7 @@ static int pmain(lua_State *L) {
   preload(L, "pacer.c.corelib", luaopen_pacer_corelib);
   preload(L, "pacer.c.cache", luaopen_pacer_cache);
   preload(L, "pacer.c.queue", luaopen_pacer_queue);
+  preload(L, "pacer.c.repl", luaopen_pacer_repl);
   preload(L, "cjson", luaopen_cjson);
   install_searcher(L);
   publish_options(L, o);
@@ -149,19 +151,27 @@ static int pmain(lua_State *L) {
   make_arg(L, o);
 
   int status;
+  if (o->interactive) { /* the REPL is the main function; the chunk (if any) its argument */
+    lua_getglobal(L, "require");
+    lua_pushliteral(L, "pacer.repl");
+    lua_call(L, 1, 1);
+    lua_getfield(L, -1, "main");
+    lua_remove(L, -2);
+  }
   if (o->code) status = luaL_loadbuffer(L, o->code, strlen(o->code), "=(command line)");
   else if (o->module) {
     lua_getglobal(L, "require");
     lua_pushstring(L, o->module);
     status = lua_pcall(L, 1, 1, 0);
-  } else status = luaL_loadfile(L, o->script);
+  } else if (o->script) status = luaL_loadfile(L, strcmp(o->script, "-") == 0 ? NULL : o->script);
+  else status = (lua_pushnil(L), LUA_OK); /* the REPL alone */
   if (status != LUA_OK) {
     fprintf(stderr, "pacer: %s\n", lua_tostring(L, -1));
     lua_pushinteger(L, 1);
     return 1;
   }
   for (int i = 0; i < o->nargs; i++) lua_pushstring(L, o->args[i]);
-  run_state rs = {task_spawn(L, o->nargs), loop}; /* [main task] */
+  run_state rs = {task_spawn(L, o->nargs + (o->interactive ? 1 : 0)), loop}; /* [main task] */
   lua_pushlightuserdata(L, rs.main);
   lua_setfield(L, LUA_REGISTRYINDEX, "pacer.main_task");
 

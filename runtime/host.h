@@ -11,6 +11,7 @@ typedef struct host_opts {
   char **argv;          /* the whole command line, for arg[negative] */
   int script_index;     /* index in argv of the script (arg[0]) */
   int verbose, quiet;
+  int interactive;      /* -i, or no script on a terminal: the REPL after the script */
   const char *events, *stats, *progress;
 } host_opts;
 

@@ -25,6 +25,10 @@ double loop_wall(void) {
 static void on_sigint(evutil_socket_t fd, short what, void *arg) {
   (void)fd, (void)what;
   pacer_loop *loop = arg;
+  if (loop->sigint_hook) {
+    loop->sigint_hook(loop);
+    return;
+  }
   loop->interrupted = 1;
   event_base_loopbreak(loop->base);
 }

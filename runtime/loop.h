@@ -23,6 +23,7 @@ typedef struct pacer_loop {
   int failed;                  /* tasks that died with an error nobody waited for */
   volatile int interrupted;    /* SIGINT seen */
   struct http_multi *http;     /* libcurl multi glue, made on first use */
+  void (*sigint_hook)(struct pacer_loop *); /* the REPL's Ctrl-C, instead of ending the run */
 } pacer_loop;
 
 /* Creates the loop and ties it to L (and every thread made from L later).

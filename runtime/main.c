@@ -4,16 +4,19 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 static const char usage[] =
   "usage: pacer [OPTIONS] SCRIPT [ARGS...]   run a Lua script as the main task\n"
   "       pacer [OPTIONS] -e CODE [ARGS...]  run CODE\n"
+  "       pacer [-i]                         the REPL (on a terminal; else the script on stdin)\n"
   "       pacer mock [--port P] [--rate R] [--fail P] [--drop P] [--latency D] [--mode gcra|fixed]\n"
   "                                          a rate-limited mock API in the foreground\n"
   "       pacer --version | --help\n"
   "\n"
   "options:\n"
   "  -e CODE              run CODE instead of a script file\n"
+  "  -i                   enter the REPL after running the script or CODE\n"
   "  -v, --verbose        more log output (repeat for debug)\n"
   "  -q, --quiet          no progress line and no summary\n"
   "  --progress=MODE      auto (a live line on a terminal), plain (a line every 5 s), off\n"
@@ -51,6 +54,8 @@ int main(int argc, char **argv) {
     } else if (!strcmp(a, "-e")) {
       if (++i >= argc) return bad("option needs an argument:", "-e");
       o.code = argv[i];
+    } else if (!strcmp(a, "-i")) {
+      o.interactive = 1;
     } else if (!strcmp(a, "-v") || !strcmp(a, "--verbose")) {
       o.verbose++;
     } else if (!strcmp(a, "-vv")) {
@@ -72,13 +77,16 @@ int main(int argc, char **argv) {
   o.script_index = i;
   if (!o.code) {
     if (i >= argc) {
-      fputs(usage, stderr);
-      return 2;
+      if (isatty(0)) o.interactive = 1; /* `pacer` on a terminal: the REPL */
+      else o.script = "-";             /* `pacer < job.lua`: the script from stdin */
+    } else {
+      if (!strcmp(argv[i], "mock")) o.module = "pacer.cli.mock";
+      else if (!strcmp(argv[i], "report")) o.module = "pacer.cli.report";
+      else o.script = argv[i];
+      i++;
     }
-    if (!strcmp(argv[i], "mock")) o.module = "pacer.cli.mock";
-    else o.script = argv[i];
-    i++;
   }
+  if (o.interactive && o.module) return bad("-i does not go with", argv[o.script_index]);
   o.args = argv + i;
   o.nargs = argc - i;
   signal(SIGPIPE, SIG_IGN); /* a closed peer is an error result, not a death */
