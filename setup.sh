@@ -10,6 +10,9 @@ cd "$(dirname "$0")"
 PACKAGES="build-essential cmake pkg-config ca-certificates liblua5.4-dev libcurl4-openssl-dev
   lua-cjson libevent-dev libhttp-parser-dev libedit-dev lua-busted nginx-light tmux"
 
+# the test suite also renders charts in a real browser
+[ "${1:-build}" = test ] && PACKAGES="$PACKAGES chromium"
+
 missing=""
 for p in $PACKAGES; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

@@ -97,7 +97,7 @@ function Client:request(method, path, ro)
     stats.cache_miss(self.sinks, entry ~= nil)
   end
   local res, err = request.send(r, {policy = policy, limiter = self.limiter, semaphore = self.semaphore,
-    sinks = self.sinks, on_response = self.on_response})
+    sinks = self.sinks, on_response = self.on_response, rate = self.rate})
   if hc and res then
     local revalidated = hc:after(r, path, res, entry)
     if revalidated then

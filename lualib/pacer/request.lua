@@ -146,7 +146,7 @@ function M.send(r, ctx)
       err.message = string.format("%s %s: %s", r.method, err.url, err.message)
     end
     stats.attempt(sinks, r, attempt, status, err, wait + paced, res and res.elapsed or err.elapsed,
-      res and res.quota)
+      res and res.quota, ctx.rate)
     local elapsed = task.now() - started
     local delay, why
     if p then

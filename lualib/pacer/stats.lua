@@ -31,7 +31,7 @@ local function log_event(e)
 end
 
 -- One attempt finished: a status or a transport error kind.
-function M.attempt(sinks, req, attempt, status, err, wait, elapsed, quota)
+function M.attempt(sinks, req, attempt, status, err, wait, elapsed, quota, rate)
   for _, s in ipairs(sinks) do
     s.requests = s.requests + 1
     if attempt > 1 then s.retries = s.retries + 1 end
@@ -45,7 +45,7 @@ function M.attempt(sinks, req, attempt, status, err, wait, elapsed, quota)
   if options.events then
     log_event{t = task.wall(), method = req.method, url = url.redact(req.url), status = status,
       error = err and err.kind or nil, attempt = attempt, wait = wait, elapsed = elapsed,
-      quota = quota}
+      quota = quota, rate = rate}
   end
 end
 

@@ -1,0 +1,105 @@
+-- pacer report: the chart of a run, drawn from its --events log and looked at the way a
+-- person would, rendered by headless Chromium.
+local H = dofile("spec/support/helpers.lua")
+
+local CHROMIUM = "chromium --headless --no-sandbox --disable-gpu --disable-quic --no-first-run " ..
+  "--disable-background-networking --disable-component-update --disable-sync"
+
+local function tmp(ext)
+  local p = os.tmpname()
+  os.remove(p)
+  return p .. ext
+end
+
+describe("pacer report", function()
+  local events
+
+  setup(function()
+    -- a real run: paced at the mock's rate with injected 503s, plus an unpaced burst that hits 429s
+    events = tmp(".jsonl")
+    local script = H.script([[
+local mock = pacer.mock{rate = "20/s", burst = 5, fail = 0.1}
+local paced = pacer.client{base_url = mock.url .. "/v2", rate = "20/s", retry = {base = 0.1, cap = 0.5}}
+local items = {}
+for i = 1, 40 do items[i] = i end
+pacer.each(items, function() return paced:get("/numbers", {query = {api_key = "SECRET123"}}) end, {concurrency = 4})
+for _ = 1, 10 do pacer.request{url = mock.url .. "/v2/numbers", retry = false} end
+mock:close()
+]])
+    local r = H.run_pacer({"-q", "--events", events, script}, {timeout = 60})
+    os.remove(script)
+    assert(r.code == 0, r.stderr)
+  end)
+
+  teardown(function() os.remove(events) end)
+
+  it("writes one JSON line per attempt, with secrets removed from URLs", function()
+    local n, kinds = 0, {}
+    assert.is_nil(H.read_file(events):find("SECRET123", 1, true))
+    for line in io.lines(events) do
+      local e = pacer.json.decode(line)
+      n = n + 1
+      assert.is_number(e.t)
+      assert.matches("^http://127%.0%.0%.1:%d+/v2/numbers", e.url)
+      if e.url:find("?", 1, true) then assert.matches("%?api_key=%*%*%*$", e.url) end
+      kinds[e.status] = true
+    end
+    assert.is_true(n >= 50)
+    assert.is_true(kinds[200] and kinds[429] and true or false, "expected 200s and 429s in the log")
+  end)
+
+  it("draws an SVG that Chromium renders to a non-empty picture", function()
+    local svg, png = tmp(".svg"), tmp(".png")
+    local r = H.run_pacer({"report", events, "-o", svg})
+    assert.are.equal(0, r.code, r.stderr)
+    assert.matches("pacer report: %d+ attempts over [%d.]+s %-> ", r.stdout)
+    local text = H.read_file(svg)
+    for _, id in ipairs{"series-ok", "series-retry", "series-throttled", "series-error", "limit"} do
+      assert.matches('id="' .. id .. '"', text, 1, true)
+    end
+    local dir = tmp("")
+    os.execute(string.format("timeout 60 %s --user-data-dir=%s --window-size=940,420 --screenshot=%s file://%s >/dev/null 2>&1",
+      CHROMIUM, dir, png, svg))
+    local pic = H.read_file(png) or ""
+    os.execute("rm -rf " .. dir)
+    os.remove(svg) os.remove(png)
+    assert.are.equal("\137PNG", pic:sub(1, 4))
+    assert.is_true(#pic > 5000, "the rendered chart is only " .. #pic .. " bytes")
+  end)
+
+  it("writes an HTML page whose rendered DOM holds every series with bars", function()
+    local page = tmp(".html")
+    local r = H.run_pacer({"report", events, "-o", page, "--title", "my run"})
+    assert.are.equal(0, r.code, r.stderr)
+    local dir = tmp("")
+    local p = io.popen(string.format("timeout 60 %s --user-data-dir=%s --dump-dom file://%s 2>/dev/null", CHROMIUM, dir, page))
+    local dom = p:read("a")
+    p:close()
+    os.execute("rm -rf " .. dir)
+    os.remove(page)
+    assert.matches("<h1>my run</h1>", dom, 1, true)
+    for _, id in ipairs{"ok", "throttled"} do
+      local group = dom:match('<g id="series%-' .. id .. '".-</g>')
+      assert.is_truthy(group, "no group for " .. id)
+      assert.matches("<rect", group, 1, true)
+    end
+    assert.matches("declared 20/s", dom, 1, true)
+  end)
+
+  it("names the bad line of a file that is not an events log, and exits 1", function()
+    local bad = H.script('{"t": 1}\nnot json\n')
+    local r = H.run_pacer({"report", bad, "-o", tmp(".svg")})
+    os.remove(bad)
+    assert.are.equal(1, r.code)
+    assert.matches(":2: not an event line %(JSON with a numeric 't'%)", r.stderr)
+  end)
+
+  it("refuses a bad command line with exit 2", function()
+    local r = H.run_pacer({"report", events})
+    assert.are.equal(2, r.code)
+    assert.matches("usage: pacer report", r.stderr, 1, true)
+    r = H.run_pacer({"report", events, "-o", "out.png"})
+    assert.are.equal(2, r.code)
+    assert.matches("-o must end in .svg or .html, got 'out.png'", r.stderr, 1, true)
+  end)
+end)
