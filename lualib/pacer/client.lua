@@ -58,6 +58,7 @@ function M.new(o)
   self.semaphore = sync.semaphore(conc)
   self.policy = retry.policy(o.retry, "pacer.client")
   if o.cache then self.cache = httpcache.new(o.cache) end
+  stats.run.clients[self] = true
   self.counters = stats.new()
   self.sinks = {self.counters, stats.run}
   self.on_response = function(res)

@@ -4,6 +4,7 @@ local http = require "pacer.c.http"
 local options = require "pacer.options"
 local stats = require "pacer.stats"
 local task = require "pacer.c.task"
+local url = require "pacer.url"
 
 local M = {}
 
@@ -17,6 +18,12 @@ function M.summary(how)
   }
   for code, n in pairs(run.by_status) do s.by_status[tostring(code)] = n end
   if how == "interrupted" then s.cancelled = http.inflight() end
+  s.cache_hits = run.cache_hits
+  s.quota = {}
+  for client in pairs(run.clients) do
+    local q = client:quota()
+    if q and q.remaining then s.quota[client.name] = q end
+  end
   if #run.rates == 1 and run.ok + run.failed > 0 then
     s.rate = run.rates[1]
     s.ideal = (run.ok + run.failed) / run.rates[1]
@@ -36,6 +43,15 @@ local function line(s)
     out = out .. string.format("\npacer: %d request%s in flight cancelled", s.cancelled, s.cancelled == 1 and "" or "s")
   end
   if #codes > 0 then out = out .. "\npacer: by status: " .. table.concat(codes, " ") end
+  if s.cache_hits > 0 then out = out .. string.format("\npacer: %d answered from the cache", s.cache_hits) end
+  local names = {}
+  for name in pairs(s.quota) do names[#names + 1] = name end
+  table.sort(names)
+  for _, name in ipairs(names) do
+    local q = s.quota[name]
+    out = out .. string.format("\npacer: quota left at %s: %s of %s%s", url.redact(name), tostring(q.remaining),
+      tostring(q.limit or "?"), q.reset and string.format(", resets in %.0fs", q.reset) or "")
+  end
   if s.ratio then
     out = out .. string.format("\npacer: makespan %.2fs vs ideal N/R %.2fs at %g/s: ratio %.3f", s.makespan,
       s.ideal, s.rate, s.ratio)

@@ -16,6 +16,7 @@ M.new = new
 M.run = new()
 M.run.started = task.now()
 M.run.rates = {} -- declared rates, per second
+M.run.clients = setmetatable({}, {__mode = "k"}) -- for the quota left at exit
 
 local events -- file handle for --events, opened on first use
 
@@ -78,12 +79,14 @@ end
 function M.copy(s)
   local c = {}
   for k, v in pairs(s) do
+    if k == "clients" then goto continue end
     if type(v) == "table" then
       local t = {}
       for k2, v2 in pairs(v) do t[k2] = v2 end
       v = t
     end
     c[k] = v
+    ::continue::
   end
   return c
 end

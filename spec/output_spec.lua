@@ -1,0 +1,88 @@
+-- What a run leaves behind: the summary, --stats, --events, progress modes, log levels,
+-- and never a secret in any of them.
+local H = dofile("spec/support/helpers.lua")
+
+local function tmp(ext)
+  local p = os.tmpname()
+  os.remove(p)
+  return p .. ext
+end
+
+describe("run outputs", function()
+  it("never print a key, a token or a secret query value, whatever the verbosity", function()
+    local script = H.script([[
+local mock = pacer.mock{rate = "50/s", key = "sk_live_TOPSECRET", fail = 0.3}
+local api = pacer.client{base_url = "http://user:hunter2@127.0.0.1:" .. mock.port .. "/v2",
+  headers = {["X-Auth-Token"] = "sk_live_TOPSECRET", Authorization = "Bearer tok_SECRET2"},
+  rate = "50/s", retry = {base = 0.01, cap = 0.05, max_tries = 2}}
+for i = 1, 20 do
+  local res, err = api:get("/numbers", {query = {api_key = "qk_SECRET3", page = i}})
+  if not res then print(err.message) else print(tostring(res)) end
+end
+local _, err = api:get("/numbers", {timeout = 0.001, query = {token = "qk_SECRET3"}})
+print(err and err.message)
+mock:close()
+]])
+    local events, statsf = tmp(".jsonl"), tmp(".json")
+    local r = H.run_pacer({"-vv", "--events", events, "--stats", statsf, script}, {timeout = 60})
+    os.remove(script)
+    assert.are.equal(0, r.code, r.stderr)
+    local all = r.stdout .. r.stderr .. (H.read_file(events) or "") .. (H.read_file(statsf) or "")
+    os.remove(events) os.remove(statsf)
+    for _, secret in ipairs{"sk_live_TOPSECRET", "tok_SECRET2", "qk_SECRET3", "hunter2"} do
+      assert.is_nil(all:find(secret, 1, true), secret .. " leaked into the output")
+    end
+    assert.matches("user:***@127.0.0.1", all, 1, true)
+    assert.matches("api_key=***", all, 1, true)
+  end)
+
+  it("--stats writes the summary as JSON; -q prints nothing but errors", function()
+    local statsf = tmp(".json")
+    local r = H.run_pacer({"-q", "--stats", statsf, "scripts/demo.lua", "20", "20"}, {timeout = 60})
+    assert.are.equal(0, r.code, r.stderr)
+    assert.are.equal("", r.stderr)
+    local s = pacer.json.decode(H.read_file(statsf))
+    os.remove(statsf)
+    assert.are.equal("ok", s.outcome)
+    assert.are.equal(20, s.requests)
+    assert.are.equal(20, s.by_status["200"])
+    assert.are.equal(0, s.throttled)
+    assert.are.equal(20, s.rate)
+    assert.is_true(s.ratio > 0.8 and s.ratio < 1.5, "ratio " .. s.ratio)
+  end)
+
+  it("--progress=plain prints progress lines for logs; off prints none", function()
+    local r = H.run_pacer({"--progress=plain", "scripts/demo.lua", "20", "20"}, {timeout = 60})
+    assert.are.equal(0, r.code, r.stderr)
+    assert.matches("progress: sms 20/20 100%%", r.stderr)
+    r = H.run_pacer({"--progress=off", "scripts/demo.lua", "20", "20"}, {timeout = 60})
+    assert.is_nil(r.stderr:find("progress:", 1, true))
+    r = H.run_pacer({"--progress=fancy", "scripts/demo.lua"})
+    assert.are.equal(2, r.code)
+    assert.matches("pacer: --progress takes auto, plain or off, not 'fancy'", r.stderr, 1, true)
+  end)
+
+  it("-v logs each retry; PACER_LOG=error hides warnings", function()
+    local script = H.script([[
+local mock = pacer.mock{fail = 1}
+pacer.request{url = mock.url .. "/v2/numbers", retry = {base = 0.01, max_tries = 2}}
+pacer.request{url = "https://127.0.0.1:1/", verify = false, retry = false}
+mock:close()
+]])
+    local r = H.run_pacer({"-v", script})
+    assert.matches("pacer: retry 1/1 of GET http://127.0.0.1:%d+/v2/numbers in [%d.e-]+s after HTTP 50[03]", r.stderr)
+    assert.matches("pacer: warning: TLS verification is off for https://127.0.0.1:1/", r.stderr, 1, true)
+    r = H.run_pacer({script}, {env = "PACER_LOG=error"})
+    os.remove(script)
+    assert.is_nil(r.stderr:find("warning", 1, true))
+    assert.is_nil(r.stderr:find("retry 1/1", 1, true))
+  end)
+
+  it("prints the summary with the quota left and the ratio to N/R", function()
+    local r = H.run_pacer({"scripts/demo.lua", "20", "20"}, {timeout = 60})
+    assert.matches("pacer: 20 requests in [%d.]+s: 20 ok, 0 failed, 0 retries, 0 throttled %(429%)", r.stderr)
+    assert.matches("pacer: by status: 200×20", r.stderr, 1, true)
+    assert.matches("pacer: quota left at http://127.0.0.1:%d+/v2: %d+ of 20", r.stderr)
+    assert.matches("pacer: makespan [%d.]+s vs ideal N/R 1.00s at 20/s: ratio [%d.]+", r.stderr)
+  end)
+end)
