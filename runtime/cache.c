@@ -132,8 +132,9 @@ static int cache_count(lua_State *L) {
   return 0;
 }
 
-/* c:set(key, value [, ttl [, stale]]) -> true | false (a value larger than max_bytes)
- * A nil value deletes. ttl 0 means no expiry. */
+/* c:set(key, value [, ttl [, stale [, size]]]) -> true | false (larger than max_bytes)
+ * A nil value deletes. ttl 0 means no expiry. `size` overrides the bytes charged (for
+ * tables whose weight the caller knows, such as cached HTTP responses). */
 static int cache_set(lua_State *L) {
   cache *c = checkcache(L);
   size_t klen;
@@ -141,6 +142,7 @@ static int cache_set(lua_State *L) {
   luaL_checkany(L, 3);
   double ttl = lua_isnoneornil(L, 4) ? c->ttl : ttl_seconds(L, 4, "cache:set");
   double stale = lua_isnoneornil(L, 5) ? c->stale : seconds(L, 5, "cache:set");
+  lua_Integer given = luaL_optinteger(L, 6, -1);
   lua_settop(L, 3);
   double t = now(L, c);
   lua_getiuservalue(L, 1, UV_VALUES); /* [c, key, value, vals] */
@@ -151,7 +153,7 @@ static int cache_set(lua_State *L) {
     lua_pushboolean(L, 1);
     return 1;
   }
-  size_t size = value_size(L, 3, klen);
+  size_t size = given >= 0 ? klen + (size_t)given : value_size(L, 3, klen);
   if (c->max_bytes && size > c->max_bytes) { /* could never fit: keep no stale copy either */
     if (s != LRU_NONE) drop(L, c, s, 4);
     lua_pushboolean(L, 0);
@@ -226,7 +228,10 @@ static int cache_stats(lua_State *L) {
 }
 
 static int cache_len(lua_State *L) {
-  lua_pushinteger(L, checkcache(L)->idx.count);
+  cache *c = checkcache(L);
+  lua_getiuservalue(L, 1, UV_VALUES);
+  reclaim(L, c, now(L, c), lua_gettop(L)); /* expired entries do not count */
+  lua_pushinteger(L, c->idx.count);
   return 1;
 }
 

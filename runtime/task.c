@@ -350,11 +350,13 @@ static int l_suspend(lua_State *L) {
   return task_suspend(L);
 }
 
-/* wake(task, ...) queues a suspended task with the given values. */
+/* wake(task, ...) queues a suspended task with the given values; a task in
+ * pacer.sleep wakes early (sleep then returns the values). */
 static int l_wake(lua_State *L) {
   task *t = checktask(L, 1);
   if (t->state != TASK_LIVE) return luaL_error(L, "pacer.wake: task has finished");
   if (t->queued || t == task_current(L)) return luaL_error(L, "pacer.wake: task is not suspended");
+  if (t->timer && evtimer_pending(t->timer, NULL)) evtimer_del(t->timer); /* cuts a sleep short */
   int n = lua_gettop(L) - 1;
   luaL_checkstack(t->co, n, "too many values");
   lua_xmove(L, t->co, n);

@@ -75,4 +75,26 @@ function M.decorrelated(o)
   return self
 end
 
+-- chain{{constant{delay = 1}, tries = 3}, expo{}}: the first strategy for its `tries`
+-- retries, then the next (counting its attempts from 1), and so on; the last one stays.
+function M.chain(steps)
+  if type(steps) ~= "table" or #steps == 0 then
+    error("pacer.backoff.chain: expected a list of strategies", 2)
+  end
+  for i, s in ipairs(steps) do
+    local strat = s[1] or s
+    if type(strat.delay) ~= "function" then
+      error(string.format("pacer.backoff.chain: step %d has no delay(self, attempt) method", i), 2)
+    end
+  end
+  return {kind = "chain", delay = function(_, attempt, ctx)
+    local n = attempt
+    for i, s in ipairs(steps) do
+      local strat, tries = s[1] or s, s.tries
+      if not tries or n <= tries or i == #steps then return strat:delay(n, ctx) end
+      n = n - tries
+    end
+  end}
+end
+
 return M

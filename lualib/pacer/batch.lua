@@ -23,8 +23,14 @@ local function flush(self, me)
   local items = {}
   for i, p in ipairs(pending) do items[i] = p.item end
   self.batches = self.batches + 1
+  local timer = self.timer -- the interval timer of this batch is no longer needed
+  self.timer = nil
+  if timer and timer.sleeping then task.wake(timer.sleeping) end
   local ok, results, err = pcall(self.send, items)
   if ok and results == nil then ok, results = false, err or "send returned nothing" end
+  if ok and type(results) ~= "table" then
+    ok, results = false, "send returned a " .. type(results) .. ", not a list of results"
+  end
   local mine
   for i, p in ipairs(pending) do
     local a, b
@@ -48,13 +54,18 @@ end
 -- b:push(item) -> result | nil, err   (waits until item's batch has been sent)
 function Batch:push(item)
   if self.closed then opts.raise("batch:push: the batch is closed") end
+  if item == nil then opts.raise("batch:push: cannot push nil") end
   local me = task.current() or opts.raise("batch:push: must be called from a task")
   self.pending[#self.pending + 1] = {item = item, task = me}
   if #self.pending >= self.size then return flush(self, me) end
   if #self.pending == 1 then
-    local gen = self.generation
+    local gen, timer = self.generation, {}
+    self.timer = timer
     task.spawn(function()
-      task.sleep(self.interval)
+      if self.timer ~= timer then return end -- flushed before this task even started
+      timer.sleeping = task.current()
+      task.sleep(self.interval) -- cut short by a flush: then the generation has moved on
+      timer.sleeping = nil
       if self.generation == gen then flush(self) end
     end)
   end
@@ -79,7 +90,9 @@ function M.new(o)
   if not o.send then opts.raise("pacer.batch: 'send' is required") end
   local size = o.size or 100
   if size < 1 then opts.raise("pacer.batch: 'size' must be >= 1, got %d", size) end
-  return setmetatable({size = size, interval = corelib.parse_duration(o.interval or 1), send = o.send,
+  local okd, interval = pcall(corelib.parse_duration, o.interval or 1)
+  if not okd then opts.raise("pacer.batch: option 'interval': %s", interval) end
+  return setmetatable({size = size, interval = interval, send = o.send,
     pending = {}, generation = 0, batches = 0, sent = 0, rejected = 0, failed = 0}, Batch)
 end
 

@@ -1,6 +1,8 @@
 -- pacer.cache: the C cache (runtime/cache.c) plus what is policy: single-flight fetch,
--- negative caching of loader errors, stale-while-revalidate refreshes.
+-- negative caching of loader errors (in a cache of their own, so get() never sees
+-- them), stale-while-revalidate refreshes.
 local new_cache = require "pacer.c.cache"
+local corelib = require "pacer.c.corelib"
 local task = require "pacer.c.task"
 local opts = require "pacer.opts"
 local log = require "pacer.log"
@@ -8,28 +10,24 @@ local log = require "pacer.log"
 local M = {}
 
 local methods = getmetatable(new_cache{}).__index
-local state = setmetatable({}, {__mode = "k"}) -- cache -> {negative_ttl=, inflight = {key -> waiters}}
-local Negative = {} -- a cached loader error
+-- cache -> {negative = a cache of loader errors (or nil), inflight = {key -> waiters}}
+local state = setmetatable({}, {__mode = "k"})
 
-local function answer(v)
-  if getmetatable(v) == Negative then return nil, v.err end
-  return v
-end
-
--- Runs the loader once for key and hands its result to every task that joined.
+-- Runs the loader once for key and hands its result to every task that joined (the
+-- waiters list may exist already: a background refresh claims the key before it runs).
 local function load(self, key, loader, ttl)
   local st = state[self]
-  local waiters = {}
+  local waiters = st.inflight[key] or {}
   st.inflight[key] = waiters
   local ok, v, err = pcall(loader, key)
   st.inflight[key] = nil
   local a, b
   if ok and v ~= nil then
-    self:set(key, v, ttl)
+    pcall(self.set, self, key, v, ttl) -- a bad ttl must not strand the waiters
     a = v
   else
     b = ok and (err or "loader returned nil") or v
-    if st.negative_ttl then self:set(key, setmetatable({err = b}, Negative), st.negative_ttl) end
+    if st.negative then st.negative:set(key, b) end
   end
   for _, t in ipairs(waiters) do task.wake(t, a, b) end
   return a, b
@@ -41,22 +39,34 @@ function methods:fetch(key, loader, ttl)
   if type(loader) ~= "function" then
     opts.raise("cache:fetch: loader must be a function, got %s", type(loader))
   end
+  local kt = type(key)
+  if kt ~= "string" and kt ~= "number" then
+    opts.raise("cache:fetch: key must be a string or a number, got %s", kt)
+  end
   local st = state[self]
   local v, freshness = self:lookup(key)
   if freshness == "fresh" then
     self:count(true)
-    return answer(v)
+    return v
   end
   local waiters = st.inflight[key]
   if freshness == "stale" then -- serve the old value; refresh once, in the background
     self:count(true)
     if not waiters then
+      st.inflight[key] = {} -- claimed now, so the next stale read does not start another
       task.spawn(function()
         local _, err = load(self, key, loader, ttl)
         if err then log.warn("cache: background refresh of %q failed: %s", tostring(key), tostring(err)) end
       end)
     end
-    return answer(v)
+    return v
+  end
+  if st.negative then
+    local e = st.negative:get(key)
+    if e ~= nil then
+      self:count(false)
+      return nil, e
+    end
   end
   self:count(false)
   if waiters then
@@ -75,7 +85,15 @@ function M.new(o)
   o = opts.check("pacer.cache", o or {}, SPEC)
   local ok, c = pcall(new_cache, o)
   if not ok then opts.raise("%s", c) end
-  state[c] = {negative_ttl = o.negative_ttl, inflight = {}}
+  local negative
+  if o.negative_ttl ~= nil then
+    local okd, ttl = pcall(corelib.parse_duration, o.negative_ttl)
+    if not okd or ttl <= 0 then
+      opts.raise("pacer.cache: 'negative_ttl' must be a positive duration, got %s", tostring(o.negative_ttl))
+    end
+    negative = new_cache{ttl = ttl, max_entries = o.max_entries, clock = o.clock}
+  end
+  state[c] = {negative = negative, inflight = {}}
   return c
 end
 

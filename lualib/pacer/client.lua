@@ -95,7 +95,7 @@ function Client:request(method, path, ro)
       stats.cache_hit(self.sinks)
       return response.cached(r, entry)
     end
-    stats.cache_miss(self.sinks, entry ~= nil)
+    if r.method == "GET" then stats.cache_miss(self.sinks, entry ~= nil) end
   end
   local res, err = request.send(r, {policy = policy, limiter = self.limiter, semaphore = self.semaphore,
     sinks = self.sinks, on_response = self.on_response, rate = self.rate})

@@ -5,6 +5,7 @@
 local cache = require "pacer.cache"
 local corelib = require "pacer.c.corelib"
 local opts = require "pacer.opts"
+local response = require "pacer.response"
 
 local M = {}
 
@@ -72,8 +73,10 @@ function HttpCache:after(r, path, res, entry)
   if r.method ~= "GET" then return nil end
   local key = self:key(r)
   if res.status == 304 and entry then
-    local ttl = self:ttl_for(path, res) or self.ttl
-    self.store:set(key, entry, ttl == 0 and 1e-9 or ttl)
+    -- a 304 updates the stored headers; what it does not repeat (no-cache, max-age) stays
+    for k, v in pairs(res.headers) do entry.headers[k] = v end
+    local ttl = self:ttl_for(path, {headers = response.headers(entry.headers)}) or 0
+    self.store:set(key, entry, ttl == 0 and 1e-9 or ttl, nil, entry.size)
     return entry
   end
   if res.status ~= 200 then return nil end
@@ -83,8 +86,10 @@ function HttpCache:after(r, path, res, entry)
   if ttl == 0 and not etag and not lm then return nil end -- could never be used
   local headers = {}
   for k, v in pairs(res.headers) do headers[k] = v end
+  local size = #res.body
+  for k, v in pairs(headers) do size = size + #k + #v end
   self.store:set(key, {status = res.status, headers = headers, body = res.body, etag = etag,
-    last_modified = lm, size = #res.body}, ttl == 0 and 1e-9 or ttl)
+    last_modified = lm, size = size}, ttl == 0 and 1e-9 or ttl, nil, size)
   return nil
 end
 

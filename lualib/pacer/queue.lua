@@ -2,6 +2,7 @@
 -- n tasks that pop until the queue is closed and empty, retry a failing item up to
 -- max_attempts, and keep what still fails in q:dead() with its error.
 local new_queue = require "pacer.c.queue"
+local corelib = require "pacer.c.corelib"
 local task = require "pacer.c.task"
 local opts = require "pacer.opts"
 
@@ -20,17 +21,13 @@ function methods:work(n, fn)
     while true do
       local item = self:pop()
       if item == nil then return end
-      local err
+      local ok, err
       for attempt = 1, st.max_attempts do
-        local ok, e = pcall(fn, item, attempt)
-        if ok then
-          err = nil
-          break
-        end
-        err = e
+        ok, err = pcall(fn, item, attempt)
+        if ok then break end
         if attempt < st.max_attempts and st.retry_delay > 0 then task.sleep(st.retry_delay) end
       end
-      if err == nil then
+      if ok then
         done = done + 1
       else
         failed = failed + 1
@@ -61,8 +58,9 @@ function M.new(o)
   if not ok then opts.raise("%s", q) end
   local attempts = o.max_attempts or 3
   if attempts < 1 then opts.raise("pacer.queue: 'max_attempts' must be >= 1, got %d", attempts) end
-  state[q] = {max_attempts = attempts, retry_delay = require("pacer.c.corelib").parse_duration(o.retry_delay or 0),
-    dead = {}}
+  local okd, delay = pcall(corelib.parse_duration, o.retry_delay or 0)
+  if not okd then opts.raise("pacer.queue: option 'retry_delay': %s", delay) end
+  state[q] = {max_attempts = attempts, retry_delay = delay, dead = {}}
   return q
 end
 

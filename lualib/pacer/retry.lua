@@ -20,7 +20,7 @@ local SPEC = {
   max_tries = "integer", max_time = "duration", backoff = {"string", "table"}, base = "number",
   factor = "number", cap = "duration", jitter = "string", on = "table", retry_after = "boolean",
   max_retry_after = "duration", unsafe = "boolean", on_retry = "callable", on_giveup = "callable",
-  on_success = "callable", random = "callable",
+  on_success = "callable", random = "callable", seed = "number", retry_after_jitter = "number",
 }
 
 -- spec: nil/true (defaults), false (single attempt), or a table overriding defaults.
@@ -47,6 +47,8 @@ function M.policy(spec, where)
         where, "network, timeout, connect, closed, dns, tls, protocol", tostring(v))
     end
   end
+  if p.seed and not p.random then p.random = require("pacer.rng").new(p.seed) end
+  p.retry_after_jitter = p.retry_after_jitter or 0.1
   if type(p.backoff) == "string" then
     local make = backoff[p.backoff]
     if not make then
@@ -86,6 +88,11 @@ function M.decide(p, res, err, n, elapsed, idempotent, ctx)
     delay = corelib.parse_retry_after(ra)
     if delay and p.max_retry_after and delay > p.max_retry_after then
       return false, string.format("Retry-After %s exceeds max_retry_after (%gs)", ra, p.max_retry_after)
+    end
+    if delay and p.retry_after_jitter > 0 then
+      -- never earlier than asked; a little later at random, so clients told the same
+      -- second do not all come back in it together
+      delay = delay + math.min(1, delay * p.retry_after_jitter) * (p.random or math.random)()
     end
   end
   delay = delay or p.backoff:delay(n, ctx)
