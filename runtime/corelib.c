@@ -120,6 +120,27 @@ static int structured(lua_State *L, const char *rl, const char *pol) {
   }
   double best = 2;
   int found = 0;
+  if (n > 1) { /* every policy, for pacing by the tightest: policies = {{name=, ...}} */
+    lua_createtable(L, n, 0);
+    for (int i = 0; i < n; i++) {
+      int has_r, has_t, has_q = 0, has_w = 0;
+      int64_t r = param(&items[i], "r", &has_r), t = param(&items[i], "t", &has_t), q = 0, w = 0;
+      for (int j = 0; j < np; j++)
+        if (strcmp(pols[j].name, items[i].name) == 0) {
+          q = param(&pols[j], "q", &has_q);
+          w = param(&pols[j], "w", &has_w);
+        }
+      lua_createtable(L, 0, 5);
+      lua_pushstring(L, items[i].name);
+      lua_setfield(L, -2, "name");
+      if (has_r) set_int(L, "remaining", r);
+      if (has_t) set_int(L, "reset", t);
+      if (has_q) set_int(L, "limit", q);
+      if (has_w) set_int(L, "window", w);
+      lua_rawseti(L, -2, i + 1);
+    }
+    lua_setfield(L, -2, "policies");
+  }
   for (int i = 0; i < n; i++) {
     int has_r, has_t, has_q = 0, has_w = 0;
     int64_t r = param(&items[i], "r", &has_r), t = param(&items[i], "t", &has_t), q = 0, w = 0;

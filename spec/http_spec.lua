@@ -375,16 +375,19 @@ describe("pacer.client", function()
   end)
 
   it("raises on an unknown client option", function()
-    assert.are.equal("pacer.client: unknown option 'bse_url' (known: base_url, burst, concurrency, "
-      .. "connect_timeout, follow, headers, idempotency, limiter, max_body, name, rate, retry, rules, timeout, verify)",
+    assert.are.equal("pacer.client: unknown option 'bse_url' (known: adaptive, alerts, base_url, breaker, burst, "
+      .. "cache, concurrency, connect_timeout, follow, groups, headers, idempotency, key_header, key_prefix, keys, "
+      .. "limiter, max_body, name, rate, retry, rules, target, timeout, verify, window)",
       message(function() return pacer.client{bse_url = srv.url} end))
   end)
 
-  it("raises on an option from a later version by name", function()
-    assert.are.equal("pacer.client: option 'cache' is not available in this version of pacer",
-      message(function() return pacer.client{base_url = srv.url, cache = {}} end))
-    assert.are.equal("pacer.client: option 'adaptive' is not available in this version of pacer",
-      message(function() return pacer.client{base_url = srv.url, adaptive = true} end))
+  it("raises on options that contradict each other", function()
+    assert.are.equal("pacer.client: 'target' goes with adaptive = true",
+      message(function() return pacer.client{base_url = srv.url, target = 0.5} end))
+    assert.are.equal("pacer.client: 'target' must be in (0, 1], got 2",
+      message(function() return pacer.client{base_url = srv.url, adaptive = true, target = 2} end))
+    assert.are.equal("pacer.client: give 'limiter' or 'rate'/'rules', not both",
+      message(function() return pacer.client{limiter = pacer.limiter{rate = 1}, rate = "2/s"} end))
   end)
 
   it("raises on an unknown or mistyped per-request option", function()

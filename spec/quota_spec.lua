@@ -27,7 +27,10 @@ describe("pacer.parse_quota", function()
       ["ratelimit"] = '"burst";r=90;t=30, "daily";r=20;t=3600',
     }, NOW)
     assert.are.same({limit = 1000, remaining = 20, reset = 3600, window = 86400, policy = "daily",
-      used = 0.98}, q)
+      used = 0.98, policies = {
+        {name = "burst", limit = 100, remaining = 90, reset = 30, window = 60},
+        {name = "daily", limit = 1000, remaining = 20, reset = 3600, window = 86400},
+      }}, q)
   end)
 
   it("reads the draft dictionary form", function()

@@ -127,8 +127,8 @@ describe("default retry", function()
     assert.are.equal(1, err.attempts)
     assert.are.equal(429, err.status)
     assert.are.equal(429, err.last.status)
-    assert.are.equal("next wait (120s) would pass max_time (5s)", err.reason)
-    assert.are.equal("GET " .. u .. ": gave up after 1 attempt (last: HTTP 429): next wait (120s) would pass max_time (5s)",
+    assert.are.equal("Retry-After (120s) would pass max_time (5s)", err.reason)
+    assert.are.equal("GET " .. u .. ": gave up after 1 attempt (last: HTTP 429): Retry-After (120s) would pass max_time (5s)",
       err.message)
     assert.are.equal(1, srv.count("/far"))
   end)
@@ -326,7 +326,8 @@ describe("default retry", function()
     assert.are.equal("pacer.client.retry: backoff must be a name or a table with a delay(self, attempt, ctx) method",
       message(function() return pacer.client{retry = {backoff = {}}} end))
     assert.are.equal("pacer.client.retry: unknown option 'max_tires' (known: backoff, base, cap, factor, jitter, "
-      .. "max_retry_after, max_time, max_tries, on, on_giveup, on_retry, on_success, random, retry_after, unsafe)",
+      .. "max_retry_after, max_time, max_tries, on, on_giveup, on_retry, on_success, random, retry_after, "
+      .. "retry_after_jitter, seed, unsafe)",
       message(function() return pacer.client{retry = {max_tires = 3}} end))
     assert.are.equal("pacer.request.retry: 'on' entries must be status codes, error kinds (network, timeout, "
       .. "connect, closed, dns, tls, protocol) or functions, got bogus",

@@ -1,14 +1,22 @@
--- pacer.client: a base URL with its policies: pacing (limiter), concurrency, retry,
--- idempotency keys, default headers and timeouts; stats and the latest quota seen.
+-- pacer.client: a base URL with its policies: pacing (limiter, adaptive, groups, key
+-- pool), concurrency, retry, circuit breaker, time window, idempotency keys, HTTP cache,
+-- alerts; stats and the latest quota seen. Each policy lives in its own module; this
+-- file wires them into the gate (before an attempt) and the observer (after it).
+local adaptive = require "pacer.adaptive"
+local alert = require "pacer.alert"
+local breaker = require "pacer.breaker"
 local httpcache = require "pacer.httpcache"
-local response = require "pacer.response"
+local keys = require "pacer.keys"
 local new_limiter = require "pacer.c.limiter"
 local opts = require "pacer.opts"
 local request = require "pacer.request"
+local response = require "pacer.response"
 local retry = require "pacer.retry"
+local schedule = require "pacer.schedule"
 local stats = require "pacer.stats"
 local sync = require "pacer.sync"
 local task = require "pacer.c.task"
+local http = require "pacer.c.http"
 
 local M = {}
 
@@ -17,10 +25,10 @@ local SPEC = {
   concurrency = "integer", limiter = {"userdata", "table"}, retry = {"table", "boolean"},
   idempotency = "boolean", timeout = "duration", connect_timeout = "duration",
   follow = {"boolean", "integer"}, verify = "boolean", max_body = "integer", name = "string",
-  cache = {"table", "boolean"},
+  cache = {"table", "boolean"}, adaptive = "boolean", target = "number", keys = "table",
+  key_header = "string", key_prefix = "string", groups = "table", alerts = "table",
+  breaker = {"table", "boolean"}, window = "string",
 }
--- in API.md, built by later work; refused by name rather than silently ignored
-local LATER = {adaptive = true, target = true, keys = true, alerts = true, groups = true}
 
 local REQ_SPEC = {
   headers = "table", query = {"table", "string"}, json = "any", body = "string", form = "table",
@@ -32,42 +40,153 @@ local REQ_SPEC = {
 local Client = {}
 Client.__index = Client
 
+local function limiter_or_raise(spec)
+  local ok, lim = pcall(new_limiter, spec)
+  if not ok then opts.raise("%s", (lim:gsub("^pacer%.limiter", "pacer.client"))) end
+  return lim
+end
+
+-- groups = {search = "30/min"} (paths under /search) or
+-- {search = {match = "^/search/", rate = "30/min", burst = 1}}
+local function compile_groups(groups)
+  local out = {}
+  for name, g in pairs(groups) do
+    if type(g) ~= "table" then g = {rate = g} end
+    local match = g.match or ("^/" .. tostring(name):gsub("%p", "%%%0"))
+    out[#out + 1] = {name = name, match = match,
+      limiter = limiter_or_raise{rate = g.rate, rules = g.rules, burst = g.burst}}
+  end
+  table.sort(out, function(a, b) return tostring(a.name) < tostring(b.name) end)
+  return out
+end
+
 function M.new(o)
-  opts.check("pacer.client", o, SPEC, LATER)
+  opts.check("pacer.client", o, SPEC)
   local self = setmetatable({}, Client)
-  self.name = o.name or o.base_url or "client"
+  self.name = o.name or (o.base_url and require("pacer.url").redact(o.base_url)) or "client"
   self.defaults = {base_url = o.base_url, headers = o.headers, timeout = o.timeout,
     connect_timeout = o.connect_timeout, follow = o.follow, verify = o.verify,
     max_body = o.max_body, idempotency = o.idempotency}
   if o.limiter and (o.rate or o.rules) then
     opts.raise("pacer.client: give 'limiter' or 'rate'/'rules', not both")
   end
-  if o.limiter then
+  if o.keys then -- rate/rules/burst are per key
+    local ok, pool = pcall(keys.new, o.keys, {rate = o.rate, rules = o.rules, burst = o.burst,
+      header = o.key_header, prefix = o.key_prefix})
+    if not ok then opts.raise("%s", pool) end
+    self.keys = pool
+    self.limiter = o.limiter
+  elseif o.limiter then
     self.limiter = o.limiter
   elseif o.rate or o.rules then
-    local ok, lim = pcall(new_limiter, {rate = o.rate, rules = o.rules, burst = o.burst})
-    if not ok then opts.raise("%s", (lim:gsub("^pacer%.limiter", "pacer.client"))) end
-    self.limiter = lim
+    self.limiter = limiter_or_raise{rate = o.rate, rules = o.rules, burst = o.burst}
   end
-  if self.limiter and self.limiter.state then
-    self.rate = self.limiter:state().rate
-    table.insert(stats.run.rates, self.rate)
+  if self.limiter and self.limiter.state and not o.keys then
+    table.insert(stats.run.rates, self.limiter:state().rate)
+  end
+  self.sends, self.nsends = {}, 0
+  if o.adaptive then
+    self.limiter = self.limiter or limiter_or_raise{rate = adaptive.UNKNOWN}
+    local declared = (o.rate or o.rules or o.limiter) and self.limiter:state().rate or nil
+    if o.target and not (o.target > 0 and o.target <= 1) then
+      opts.raise("pacer.client: 'target' must be in (0, 1], got %g", o.target)
+    end
+    self.adaptive = adaptive.new{limiter = self.limiter, declared = declared, target = o.target,
+      achieved = function() return self:achieved() end}
+  elseif o.target then
+    opts.raise("pacer.client: 'target' goes with adaptive = true")
+  end
+  if o.groups then self.groups = compile_groups(o.groups) end
+  if o.breaker then self.breaker = breaker.new(o.breaker) end
+  if o.window then self.window = schedule.window(o.window) end
+  self.alerts = {}
+  for i, a in ipairs(o.alerts or {}) do
+    if not alert.is_alert(a) then opts.raise("pacer.client: alerts[%d] is not a pacer.alert", i) end
+    self.alerts[i] = a
   end
   local conc = o.concurrency or 64
   if conc < 1 then opts.raise("pacer.client: 'concurrency' must be >= 1, got %d", conc) end
   self.semaphore = sync.semaphore(conc)
+  self.inflight = 0
   self.policy = retry.policy(o.retry, "pacer.client")
   if o.cache then self.cache = httpcache.new(o.cache) end
   stats.run.clients[self] = true
   self.counters = stats.new()
   self.sinks = {self.counters, stats.run}
-  self.on_response = function(res)
-    if res.quota then
-      self.last_quota = res.quota
-      self.last_quota_at = task.now()
-    end
-  end
+  self.ctx = {semaphore = self.semaphore, sinks = self.sinks,
+    gate = function(r, attempt) return self:gate(r, attempt) end,
+    observe = function(r, res, err, token) return self:observe(r, res, err, token) end,
+    rate = self.limiter and self.limiter.state and function() return self.limiter:state().rate end,
+    on_giveup = function(info) self:event("giveup", {message = string.format("%s: gave up: %s",
+      self.name, info.reason or "?"), reason = info.reason}) end}
   return self
+end
+
+function Client:event(name, info)
+  info.client = self.name
+  for _, a in ipairs(self.alerts) do a:event(name, info) end
+end
+
+-- Requests sent in the last second.
+function Client:achieved()
+  local now, n = task.now(), 0
+  for _, t in pairs(self.sends) do if now - t <= 1 then n = n + 1 end end
+  return n
+end
+
+-- Before an attempt: every wait the policies ask for. Returns seconds waited, extra
+-- header lines, and a token for observe().
+function Client:gate(r, attempt)
+  local waited, token = 0, {}
+  if self.window then waited = waited + self.window.wait() end
+  if self.breaker then
+    local w, probe = self.breaker:wait()
+    waited, token.probe = waited + w, probe
+  end
+  if self.adaptive then waited = waited + self.adaptive:wait() end
+  for _, g in ipairs(self.groups or {}) do
+    if (r.path or ""):find(g.match) then waited = waited + g.limiter:acquire() end
+  end
+  local extra
+  if self.keys then
+    local key, w = self.keys:acquire()
+    waited, token.key, extra = waited + w, key, {self.keys:header_line(key)}
+  end
+  if self.limiter then waited = waited + self.limiter:acquire() end
+  self.inflight = self.inflight + 1
+  self.nsends = self.nsends + 1
+  self.sends[(self.nsends - 1) % 64 + 1] = task.now()
+  return waited, extra, token
+end
+
+-- After an answer: quota, pacing, breaker, key pool, alerts. Returns true to make the
+-- attempt again at once (its key was retired; another will do).
+function Client:observe(r, res, err, token)
+  self.inflight = self.inflight - 1
+  if res and res.quota then
+    self.last_quota = res.quota
+    self.last_quota_at = task.now()
+  end
+  if self.adaptive then self.adaptive:observe(res, self.inflight) end
+  if self.breaker and self.breaker:record(not breaker.failed(res, err), token.probe) == "opened" then
+    self:event("circuit_open", {message = string.format("%s: circuit open after %d failures, pausing %gs",
+      self.name, self.breaker.fails, self.breaker.cooldown)})
+  end
+  local again
+  if self.keys and self.keys:observe(token.key, res) == "retired" then
+    self:event("key_retired", {key = token.key.id, message = string.format("%s: %s retired after HTTP %d",
+      self.name, token.key.id, res.status)})
+    again = true
+  end
+  if res and res.status == 429 then
+    self:event("throttled", {message = string.format("%s: throttled (429) on %s %s", self.name, r.method,
+      require("pacer.url").redact(r.url))})
+  end
+  if res and res.quota and #self.alerts > 0 then
+    local q = self:quota()
+    for _, a in ipairs(self.alerts) do a:quota_seen(self.name, q) end
+  end
+  return again
 end
 
 -- api:request(method, path [, opts]) or api:request{method=, url=|path=, ...}
@@ -85,8 +204,13 @@ function Client:request(method, path, ro)
   local o = {method = method, url = path}
   for k, v in pairs(ro) do o[k] = v end
   local r = request.prepare(where, o, self.defaults)
-  local policy = self.policy
-  if ro.retry ~= nil then policy = retry.policy(ro.retry, where) end
+  r.path = path
+  local ctx = self.ctx
+  if ro.retry ~= nil then
+    ctx = setmetatable({policy = retry.policy(ro.retry, where)}, {__index = self.ctx})
+  else
+    ctx.policy = self.policy
+  end
   local hc, entry = self.cache, nil
   if hc then
     local fresh
@@ -97,8 +221,7 @@ function Client:request(method, path, ro)
     end
     if r.method == "GET" then stats.cache_miss(self.sinks, entry ~= nil) end
   end
-  local res, err = request.send(r, {policy = policy, limiter = self.limiter, semaphore = self.semaphore,
-    sinks = self.sinks, on_response = self.on_response, rate = self.rate})
+  local res, err = request.send(r, ctx)
   if hc and res then
     local revalidated = hc:after(r, path, res, entry)
     if revalidated then
@@ -115,15 +238,28 @@ for _, m in ipairs{"get", "post", "put", "patch", "delete", "head"} do
   Client[m] = function(self, path, ro) return self:request(method, path, ro) end
 end
 
-function Client:stats() return stats.copy(self.counters) end
+function Client:stats()
+  local s = stats.copy(self.counters)
+  if self.limiter and self.limiter.state then s.rate = self.limiter:state().rate end
+  if self.keys then s.keys = self.keys:summary() end
+  if self.breaker then s.circuit = self.breaker.state end
+  return s
+end
 
--- The latest quota the API reported, with reset counted down from when it was seen.
+-- The latest quota the API reported, reset counted down from when it was seen, with
+-- used (0..1) and exhausts_in: seconds until it runs out at the current pace (nil when
+-- the reset comes first or nothing is being sent).
 function Client:quota()
   local q = self.last_quota
   if not q then return nil end
   local c = {}
   for k, v in pairs(q) do c[k] = v end
   if c.reset then c.reset = math.max(0, c.reset - (task.now() - self.last_quota_at)) end
+  local pace = self:achieved()
+  if c.remaining and pace > 0 then
+    local t = c.remaining / pace
+    if not c.reset or t < c.reset then c.exhausts_in = t end
+  end
   return c
 end
 

@@ -36,6 +36,10 @@ pacer.progress = require("pacer.progress").start
 pacer.cache = require("pacer.cache").new
 pacer.queue = require("pacer.queue").new
 pacer.batch = require("pacer.batch").new
+pacer.alert = require "pacer.alert"
+pacer.every = require("pacer.schedule").every
+pacer.at = require("pacer.schedule").at
+pacer.random = require("pacer.rng").new
 function pacer.mock(o) return require("pacer.mock").start(o) end -- loaded on first use
 function pacer.stats() return require("pacer.stats").copy(require("pacer.stats").run) end
 

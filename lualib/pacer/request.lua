@@ -105,8 +105,9 @@ local function call_hook(fn, info)
   if fn then fn(info) end
 end
 
--- Sends r with retries. ctx: {limiter=, semaphore=, policy=, sinks={stats...}, on_response=}
--- Returns res or nil, err.
+-- Sends r with retries. ctx: {policy=, semaphore=, limiter= | gate=fn(r, attempt) ->
+-- waited, extra header lines, token; observe=fn(r, res, err, token) -> again; sinks=
+-- {stats...}; rate=fn; on_retry=, on_giveup=}. Returns res or nil, err.
 function M.send(r, ctx)
   local p = ctx.policy
   local sinks = ctx.sinks
@@ -116,27 +117,29 @@ function M.send(r, ctx)
   while true do
     attempt = attempt + 1
     if ctx.semaphore then ctx.semaphore:acquire() end
-    local paced = 0
-    if ctx.limiter then
-      local ok, w = pcall(ctx.limiter.acquire, ctx.limiter)
-      if not ok then
-        if ctx.semaphore then ctx.semaphore:release() end
-        error(w, 0)
-      end
-      paced = w
-      stats.waited(sinks, w)
+    -- the gate paces this attempt (limiters, pauses, key choice); it may add headers
+    local ok, paced, extra, token = true, 0, nil, nil
+    if ctx.gate then
+      ok, paced, extra, token = pcall(ctx.gate, r, attempt)
+    elseif ctx.limiter then
+      ok, paced = pcall(ctx.limiter.acquire, ctx.limiter)
     end
+    if not ok then
+      if ctx.semaphore then ctx.semaphore:release() end
+      error(paced, 0)
+    end
+    stats.waited(sinks, paced)
     local wire = r
-    if r.conditional then -- validators from the HTTP cache, on this request only
+    if r.conditional or extra then -- on this attempt only: cache validators, a key
       wire = setmetatable({headers = {table.unpack(r.headers)}}, {__index = r})
-      for k, v in pairs(r.conditional) do wire.headers[#wire.headers + 1] = k .. ": " .. v end
+      for k, v in pairs(r.conditional or {}) do wire.headers[#wire.headers + 1] = k .. ": " .. v end
+      for _, line in ipairs(extra or {}) do wire.headers[#wire.headers + 1] = line end
     end
     local status, headers, body, info = http.request(wire)
     if ctx.semaphore then ctx.semaphore:release() end
     local res, err
     if status then
       res = response.new(r, status, headers, body, info, attempt)
-      if ctx.on_response then ctx.on_response(res) end
     else
       err = headers
       if err.kind == "url" then
@@ -145,11 +148,16 @@ function M.send(r, ctx)
       err.url, err.method, err.attempts = url.redact(r.url), r.method, attempt
       err.message = string.format("%s %s: %s", r.method, err.url, err.message)
     end
+    -- the observer learns from the answer (quota, 429s, breaker, alerts); it may ask
+    -- for the attempt to be made again at once (a retired key: another key will do)
+    local again = ctx.observe and ctx.observe(r, res, err, token)
     stats.attempt(sinks, r, attempt, status, err, wait + paced, res and res.elapsed or err.elapsed,
-      res and res.quota, ctx.rate)
+      res and res.quota, ctx.rate and ctx.rate())
     local elapsed = task.now() - started
     local delay, why
-    if p then
+    if again and p and attempt < p.max_tries then
+      delay = 0
+    elseif p then
       delay, why = retry.decide(p, res, err, attempt, elapsed, idempotent, {previous = prev_delay})
     end
     local info_t = {attempt = attempt, elapsed = elapsed, response = res, err = err, delay = delay}
@@ -163,6 +171,7 @@ function M.send(r, ctx)
       stats.finished(sinks, false)
       info_t.reason = why
       if p then call_hook(p.on_giveup, info_t) end
+      if ctx.on_giveup then ctx.on_giveup(info_t) end
       if err then
         err.gave_up = why
         return nil, err
@@ -172,6 +181,7 @@ function M.send(r, ctx)
           url.redact(r.url), attempt, attempt == 1 and "" or "s", res.status, why)}
     end
     call_hook(p.on_retry, info_t)
+    if ctx.on_retry then ctx.on_retry(info_t) end
     if log.enabled("info") then
       log.info("retry %d/%d of %s %s in %.3gs after %s", attempt, p.max_tries - 1, r.method,
         url.redact(r.url), delay, res and ("HTTP " .. res.status) or err.kind)

@@ -89,13 +89,17 @@ function M.decide(p, res, err, n, elapsed, idempotent, ctx)
     if delay and p.max_retry_after and delay > p.max_retry_after then
       return false, string.format("Retry-After %s exceeds max_retry_after (%gs)", ra, p.max_retry_after)
     end
-    if delay and p.retry_after_jitter > 0 then
+    if delay then
+      if elapsed + delay > p.max_time then
+        return false, string.format("Retry-After (%.3gs) would pass max_time (%gs)", delay, p.max_time)
+      end
       -- never earlier than asked; a little later at random, so clients told the same
       -- second do not all come back in it together
-      delay = delay + math.min(1, delay * p.retry_after_jitter) * (p.random or math.random)()
+      local spread = math.min(1, delay * p.retry_after_jitter, p.max_time - elapsed - delay)
+      return delay + spread * (p.random or math.random)()
     end
   end
-  delay = delay or p.backoff:delay(n, ctx)
+  delay = p.backoff:delay(n, ctx)
   if elapsed + delay > p.max_time then
     return false, string.format("next wait (%.3gs) would pass max_time (%gs)", delay, p.max_time)
   end

@@ -1,0 +1,90 @@
+-- pacer.adaptive: sets a client's pace from what the API says. With quota headers it
+-- spreads what is left over the time to the reset (times `target`; the tightest policy
+-- wins; nothing left: pause until the reset). With no headers it learns from 429s:
+-- halve the rate on a 429, add a little after each clean window (AIMD). A Retry-After
+-- pauses every request of the client, and wins over the quota headers.
+local corelib = require "pacer.c.corelib"
+local task = require "pacer.c.task"
+local log = require "pacer.log"
+
+local M = {}
+
+local Adaptive = {}
+Adaptive.__index = Adaptive
+
+local UNKNOWN = 1e6 -- requests/s: "no limit known yet"
+
+-- {limiter=, declared=per second or nil, target=0.9, min_rate=0.05, window=seconds,
+--  achieved=fn() -> requests sent in the last second}
+function M.new(o)
+  local self = setmetatable({lim = o.limiter, declared = o.declared, target = o.target or 0.9,
+    min_rate = o.min_rate or 0.05, window = o.window or 2, paused_until = 0,
+    clean_since = task.now(), achieved = o.achieved}, Adaptive)
+  self.rate = o.declared or UNKNOWN
+  self.lim:set_rate(self.rate)
+  return self
+end
+
+function Adaptive:set(rate, why)
+  rate = math.max(self.min_rate, math.min(rate, self.declared or UNKNOWN))
+  if math.abs(rate - self.rate) > 1e-9 * rate then
+    if log.enabled("debug") then log.debug("adaptive: %.4g/s -> %.4g/s (%s)", self.rate, rate, why) end
+    self.rate = rate
+    self.lim:set_rate(rate)
+  end
+end
+
+function Adaptive:pause(seconds)
+  local untl = task.now() + seconds
+  if untl > self.paused_until then self.paused_until = untl end
+end
+
+-- Before an attempt: waits out a pause. Returns the seconds waited.
+function Adaptive:wait()
+  local left = self.paused_until - task.now()
+  if left <= 0 then return 0 end
+  task.sleep(left)
+  return left
+end
+
+-- After an answer. `inflight`: other requests of the client not yet answered.
+function Adaptive:observe(res, inflight)
+  if not res then return end
+  local now = task.now()
+  if res.status == 429 then
+    local ra = corelib.parse_retry_after(res.headers["retry-after"])
+    if ra then self:pause(ra) end
+    if not res.quota then -- no headers to go by: multiplicative decrease
+      local base = self.rate < UNKNOWN and self.rate or math.max(self.achieved(), 1)
+      self:set(base / 2, "429")
+    end
+    self.clean_since = now
+    return
+  end
+  local q = res.quota
+  if q and q.remaining and q.reset and not res.headers["retry-after"] then
+    local best
+    for _, p in ipairs(q.policies or {q}) do
+      if p.remaining and p.reset then
+        local left = p.remaining - (inflight or 0)
+        if left <= 0 then
+          self:pause(math.max(p.reset, 0.001))
+        else
+          local r = self.target * left / math.max(p.reset, 0.001)
+          if not best or r < best then best = r end
+        end
+      end
+    end
+    if best then self:set(best, "quota") end
+    self.clean_since = now
+    return
+  end
+  -- no quota: additive increase after a clean window (only once a limit was learnt)
+  if self.rate < UNKNOWN and res.status < 400 and now - self.clean_since >= self.window then
+    self:set(self.rate + math.max(0.1, self.rate * 0.05), "clean window")
+    self.clean_since = now
+  end
+end
+
+M.UNKNOWN = UNKNOWN
+return M

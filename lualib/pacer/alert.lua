@@ -1,0 +1,117 @@
+-- pacer.alert: rules that watch a client and act. quota{below=, rearm_above=} fires once
+-- when the share of quota left falls below `below` and re-arms above `rearm_above`;
+-- exhaustion{within=} when the quota would run out within that time at the current
+-- pace; on(event, action, {cooldown=}) for "giveup", "throttled", "circuit_open",
+-- "key_retired". Actions: a function, "log", {webhook = url} (a JSON POST with a
+-- Slack-style `text`), {exec = argv}. An action runs in its own task; if it fails the
+-- failure is logged and the job goes on.
+local corelib = require "pacer.c.corelib"
+local task = require "pacer.c.task"
+local log = require "pacer.log"
+local opts = require "pacer.opts"
+
+local M = {}
+
+local Alert = {}
+Alert.__index = Alert
+
+local EVENTS = {giveup = true, throttled = true, circuit_open = true, key_retired = true}
+
+local function check_action(where, a)
+  if a == nil or a == "log" or type(a) == "function" then return a or "log" end
+  if type(a) == "table" and (type(a.webhook) == "string" or type(a.exec) == "table") then return a end
+  if type(a) == "table" and a.email then
+    opts.raise("%s: the email action is not available in this version of pacer", where)
+  end
+  opts.raise("%s: action must be a function, \"log\", {webhook = url} or {exec = argv}", where)
+end
+
+local function shell_quote(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
+
+-- Runs an action in its own task; errors are logged, never raised.
+local function run(action, info)
+  task.spawn(function()
+    local ok, err = pcall(function()
+      if action == "log" then
+        log.warn("alert: %s", info.message)
+      elseif type(action) == "function" then
+        action(info)
+      elseif action.webhook then
+        local res, e = require("pacer.request").request{method = "POST", url = action.webhook, timeout = 10,
+          json = {text = "pacer: " .. info.message, alert = info.alert, client = info.client,
+            event = info.event, remaining = info.remaining, limit = info.limit}}
+        if not res then error(e.message, 0) end
+        if res.status >= 300 then error("webhook answered HTTP " .. res.status, 0) end
+      elseif action.exec then
+        local argv = {}
+        for i, a in ipairs(action.exec) do argv[i] = shell_quote(a) end
+        local okx = os.execute("PACER_ALERT=" .. shell_quote(info.message) .. " " .. table.concat(argv, " "))
+        if not okx then error("command failed: " .. table.concat(action.exec, " "), 0) end
+      end
+    end)
+    if not ok then log.error("alert action failed: %s", tostring(err)) end
+  end)
+end
+
+function M.quota(o)
+  opts.check("pacer.alert.quota", o, {below = "number", rearm_above = "number", action = "any"})
+  local below = o.below or 0.10
+  local rearm = o.rearm_above or math.min(1, below * 2.5)
+  if rearm < below then opts.raise("pacer.alert.quota: rearm_above (%g) must be >= below (%g)", rearm, below) end
+  return setmetatable({kind = "quota", below = below, rearm = rearm, armed = true,
+    action = check_action("pacer.alert.quota", o.action)}, Alert)
+end
+
+function M.exhaustion(o)
+  opts.check("pacer.alert.exhaustion", o, {within = "duration", action = "any"})
+  return setmetatable({kind = "exhaustion", within = corelib.parse_duration(o.within or 600), armed = true,
+    action = check_action("pacer.alert.exhaustion", o.action)}, Alert)
+end
+
+function M.on(event, action, o)
+  if not EVENTS[event] then
+    opts.raise("pacer.alert.on: unknown event '%s' (known: circuit_open, giveup, key_retired, throttled)",
+      tostring(event))
+  end
+  o = opts.check("pacer.alert.on", o or {}, {cooldown = "duration"})
+  return setmetatable({kind = "event", event = event, cooldown = corelib.parse_duration(o.cooldown or 0),
+    last = -math.huge, action = check_action("pacer.alert.on", action)}, Alert)
+end
+
+-- A client's quota changed: q = {remaining, limit, exhausts_in}.
+function Alert:quota_seen(client, q)
+  if self.kind == "quota" and q.limit and q.limit > 0 and q.remaining then
+    local share = q.remaining / q.limit
+    if self.armed and share <= self.below then
+      self.armed = false
+      run(self.action, {alert = "quota", client = client, remaining = q.remaining, limit = q.limit,
+        message = string.format("%s: quota low: %d of %d left (%.0f%%)", client, q.remaining, q.limit, share * 100)})
+    elseif not self.armed and share >= self.rearm then
+      self.armed = true
+    end
+  elseif self.kind == "exhaustion" then
+    local soon = q.exhausts_in and q.exhausts_in <= self.within
+    if self.armed and soon then
+      self.armed = false
+      run(self.action, {alert = "exhaustion", client = client, remaining = q.remaining, limit = q.limit,
+        exhausts_in = q.exhausts_in, message = string.format("%s: quota runs out in %.0fs at this pace",
+          client, q.exhausts_in)})
+    elseif not self.armed and not soon then
+      self.armed = true
+    end
+  end
+end
+
+-- Something happened on a client: event name and details ({message=, ...}).
+function Alert:event(name, info)
+  if self.kind ~= "event" or self.event ~= name then return end
+  local now = task.now()
+  if now - self.last < self.cooldown then return end
+  self.last = now
+  info.alert, info.event = "event", name
+  run(self.action, info)
+end
+
+function M.is_alert(v) return getmetatable(v) == Alert end
+
+return M

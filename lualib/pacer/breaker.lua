@@ -1,0 +1,71 @@
+-- pacer.breaker: a circuit breaker. After `failures` consecutive failures (transport
+-- errors or 5xx) the client stops sending for `cooldown`; then one request probes, and
+-- its answer closes the circuit or opens it again.
+local corelib = require "pacer.c.corelib"
+local task = require "pacer.c.task"
+
+local M = {}
+
+local Breaker = {}
+Breaker.__index = Breaker
+
+function M.new(o)
+  if o == true then o = {} end
+  return setmetatable({failures = o.failures or 5, cooldown = corelib.parse_duration(o.cooldown or 30),
+    state = "closed", fails = 0, open_until = 0, probing = false, waiting = {}}, Breaker)
+end
+
+local function wake_all(self)
+  local w = self.waiting
+  self.waiting = {}
+  for _, t in ipairs(w) do task.wake(t) end
+end
+
+-- Before an attempt: waits while open, or while another request probes. Returns the
+-- seconds waited and whether this attempt is the probe.
+function Breaker:wait()
+  local t0 = task.now()
+  for _ = 1, 1e6 do
+    if self.state == "closed" then return task.now() - t0, false end
+    if self.state == "open" then
+      local left = self.open_until - task.now()
+      if left > 0 then task.sleep(left) end
+      self.state = "half_open"
+      self.probing = false
+    end
+    if self.state == "half_open" then
+      if not self.probing then
+        self.probing = true
+        return task.now() - t0, true
+      end
+      self.waiting[#self.waiting + 1] = task.current()
+      task.suspend() -- until the probe's answer
+    end
+  end
+end
+
+-- After an answer. Returns "opened" when this answer opened the circuit.
+function Breaker:record(ok, probe)
+  if ok then
+    self.fails = 0
+    if self.state ~= "closed" then
+      self.state = "closed"
+      wake_all(self)
+    end
+    return nil
+  end
+  self.fails = self.fails + 1
+  if probe or (self.state == "closed" and self.fails >= self.failures) then
+    self.state = "open"
+    self.open_until = task.now() + self.cooldown
+    wake_all(self)
+    return "opened"
+  end
+end
+
+function M.failed(res, err)
+  if err then return err.kind ~= "cancelled" end
+  return res.status >= 500
+end
+
+return M
