@@ -1,8 +1,9 @@
 -- pacer.adaptive: sets a client's pace from what the API says. With quota headers it
 -- spreads what is left over the time to the reset (times `target`; the tightest policy
--- wins; nothing left: pause until the reset). With no headers it learns from 429s:
--- halve the rate on a 429, add a little after each clean window (AIMD). A Retry-After
--- pauses every request of the client, and wins over the quota headers.
+-- wins; nothing left: pause until the reset). With no headers it learns from 429s: with
+-- a Retry-After, the rate becomes what got through between two pauses; without, it
+-- halves; after each clean window it creeps up (AIMD). A Retry-After pauses every
+-- request of the client, and wins over the quota headers.
 local corelib = require "pacer.c.corelib"
 local task = require "pacer.c.task"
 local log = require "pacer.log"
@@ -19,7 +20,7 @@ local UNKNOWN = 1e6 -- requests/s: "no limit known yet"
 function M.new(o)
   local self = setmetatable({lim = o.limiter, declared = o.declared, target = o.target or 0.9,
     min_rate = o.min_rate or 0.05, window = o.window or 2, paused_until = 0,
-    clean_since = task.now(), achieved = o.achieved}, Adaptive)
+    clean_since = task.now(), achieved = o.achieved, cycle_start = task.now(), cycle_ok = 0, last_429 = -math.huge}, Adaptive)
   self.rate = o.declared or UNKNOWN
   self.lim:set_rate(self.rate)
   return self
@@ -53,14 +54,27 @@ function Adaptive:observe(res, inflight)
   local now = task.now()
   if res.status == 429 then
     local ra = corelib.parse_retry_after(res.headers["retry-after"])
+    -- more 429s from requests sent before the first one came back say nothing new
+    local echo = self.paused_until > now or now - self.last_429 < 0.1
+    self.last_429 = now
     if ra then self:pause(ra) end
-    if not res.quota then -- no headers to go by: multiplicative decrease
-      local base = self.rate < UNKNOWN and self.rate or math.max(self.achieved(), 1)
-      self:set(base / 2, "429")
+    if not res.quota and not echo then -- no headers to go by
+      if ra and self.cycle_ok > 0 then
+        -- what got through since the last pause ended, over the time until this one
+        -- ends: the limit, measured (a window's quota over the window, for fixed windows)
+        local cycle_end = now + ra
+        if self.paused_until > cycle_end then cycle_end = self.paused_until end
+        self:set(0.95 * self.cycle_ok / math.max(cycle_end - self.cycle_start, 0.001), "429, measured")
+        self.cycle_start, self.cycle_ok = cycle_end, 0
+      else -- multiplicative decrease
+        local base = self.rate < UNKNOWN and self.rate or math.max(self.achieved(), 1)
+        self:set(base / 2, "429")
+      end
     end
     self.clean_since = now
     return
   end
+  if res.status < 400 then self.cycle_ok = self.cycle_ok + 1 end
   local q = res.quota
   if q and q.remaining and q.reset and not res.headers["retry-after"] then
     local best
@@ -70,7 +84,10 @@ function Adaptive:observe(res, inflight)
         if left <= 0 then
           self:pause(math.max(p.reset, 0.001))
         else
-          local r = self.target * left / math.max(p.reset, 0.001)
+          -- whole seconds are rounded up by servers: on average half a second less is left
+          local reset = p.reset
+          if reset >= 1 and reset == math.floor(reset) then reset = reset - 0.5 end
+          local r = self.target * left / math.max(reset, 0.001)
           if not best or r < best then best = r end
         end
       end

@@ -14,6 +14,7 @@ local SPEC = {
   host = "string", port = "integer", rate = "rate", burst = "integer", mode = "string",
   fail = "number", fail_status = "table", latency = {"number", "string", "table"}, drop = "number",
   key = "string", retry_after = "string", numbers = "integer", max_batch = "integer",
+  headers = "boolean",
 }
 
 local function probability(name, v)
@@ -128,11 +129,12 @@ function M.start(o)
       return 401, {error = "missing or invalid X-Auth-Token"}
     end
     local allowed, remaining, reset, retry_after = admit()
-    local headers = {
-      ["RateLimit-Limit"] = tostring(limit),
-      ["RateLimit-Remaining"] = tostring(remaining),
-      ["RateLimit-Reset"] = tostring(math.ceil(reset)),
-    }
+    local headers = {}
+    if o.headers ~= false then -- headers = false: an API that says nothing about its quota
+      headers["RateLimit-Limit"] = tostring(limit)
+      headers["RateLimit-Remaining"] = tostring(remaining)
+      headers["RateLimit-Reset"] = tostring(math.ceil(reset))
+    end
     if not allowed then
       headers["Retry-After"] = o.retry_after or tostring(math.max(1, math.ceil(retry_after)))
       record(req, 429)

@@ -11,6 +11,7 @@ usage: pacer mock [--host H] [--port P] [--rate R] [--burst N] [--mode gcra|fixe
   --drop P     probability 0..1 of a connection dropped mid-answer
   --latency D  added latency, e.g. 50ms
   --key K      require X-Auth-Token: K
+  --no-headers send no RateLimit-* headers (429 and Retry-After only)
 ]]
 
 local FLAGS = {
@@ -36,6 +37,11 @@ return function(...)
       io.stdout:write(USAGE)
       return
     end
+    if a == "--no-headers" then
+      o.headers = false
+      i = i + 1
+      goto next
+    end
     local flag, value = a:match("^(%-%-[%w-]+)=(.*)$")
     flag = flag or a
     local name = FLAGS[flag]
@@ -55,6 +61,7 @@ return function(...)
     end
     o[name] = value
     i = i + 1
+    ::next::
   end
   local mock = pacer.mock(o)
   io.stdout:write(string.format("pacer mock: listening on %s (rate %s, %s%s%s)\n", mock.url,
