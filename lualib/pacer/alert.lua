@@ -74,7 +74,7 @@ function M.on(event, action, o)
       tostring(event))
   end
   o = opts.check("pacer.alert.on", o or {}, {cooldown = "duration"})
-  return setmetatable({kind = "event", event = event, cooldown = corelib.parse_duration(o.cooldown or 0),
+  return setmetatable({kind = "event", on = event, cooldown = corelib.parse_duration(o.cooldown or 0),
     last = -math.huge, action = check_action("pacer.alert.on", action)}, Alert)
 end
 
@@ -104,7 +104,7 @@ end
 
 -- Something happened on a client: event name and details ({message=, ...}).
 function Alert:event(name, info)
-  if self.kind ~= "event" or self.event ~= name then return end
+  if self.kind ~= "event" or self.on ~= name then return end
   local now = task.now()
   if now - self.last < self.cooldown then return end
   self.last = now
