@@ -4,6 +4,9 @@
 #include "quota.h"
 #include "units.h"
 #include <lauxlib.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -235,6 +238,28 @@ static int l_random_hex(lua_State *L) {
   return 1;
 }
 
+/* hmac_sha256(key, data) -> lower-case hex */
+static int l_hmac_sha256(lua_State *L) {
+  size_t klen, dlen;
+  const char *key = luaL_checklstring(L, 1, &klen), *data = luaL_checklstring(L, 2, &dlen);
+  unsigned char mac[EVP_MAX_MD_SIZE];
+  unsigned int n = 0;
+  if (!HMAC(EVP_sha256(), key, (int)klen, (const unsigned char *)data, dlen, mac, &n))
+    return luaL_error(L, "hmac_sha256: failed");
+  char hex[2 * EVP_MAX_MD_SIZE + 1];
+  for (unsigned int i = 0; i < n; i++) snprintf(hex + 2 * i, 3, "%02x", mac[i]);
+  lua_pushlstring(L, hex, 2 * n);
+  return 1;
+}
+
+/* equal(a, b): compares in time that depends only on the lengths (signatures) */
+static int l_equal(lua_State *L) {
+  size_t alen, blen;
+  const char *a = luaL_checklstring(L, 1, &alen), *b = luaL_checklstring(L, 2, &blen);
+  lua_pushboolean(L, alen == blen && CRYPTO_memcmp(a, b, alen) == 0);
+  return 1;
+}
+
 /* isatty(fd) for progress lines */
 static int l_isatty(lua_State *L) {
   lua_pushboolean(L, isatty((int)luaL_checkinteger(L, 1)));
@@ -249,6 +274,8 @@ int luaopen_pacer_corelib(lua_State *L) {
                                    {"http_date", l_http_date},
                                    {"random_hex", l_random_hex},
                                    {"isatty", l_isatty},
+                                   {"hmac_sha256", l_hmac_sha256},
+                                   {"equal", l_equal},
                                    {NULL, NULL}};
   luaL_newlib(L, funcs);
   return 1;

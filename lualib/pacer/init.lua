@@ -40,6 +40,7 @@ pacer.alert = require "pacer.alert"
 pacer.every = require("pacer.schedule").every
 pacer.at = require("pacer.schedule").at
 pacer.random = require("pacer.rng").new
+pacer.webhook = require "pacer.webhook"
 function pacer.mock(o) return require("pacer.mock").start(o) end -- loaded on first use
 function pacer.stats() return require("pacer.stats").copy(require("pacer.stats").run) end
 

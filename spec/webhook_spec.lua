@@ -1,0 +1,73 @@
+-- pacer.webhook: HMAC-SHA256 signing and verification with replay protection.
+local function message(fn)
+  local ok, err = pcall(fn)
+  assert.is_false(ok, "expected an error")
+  return (tostring(err):gsub("^[^\n]-:%d+: ", ""))
+end
+
+describe("pacer.webhook", function()
+  it("signs as HMAC-SHA256 (RFC 4231 test case 2)", function()
+    assert.are.equal("5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843",
+      pacer.webhook.sign("Jefe", "what do ya want for nothing?"))
+  end)
+
+  it("verifies a good signature, with or without a sha256= / v1= prefix, any case", function()
+    local sig = pacer.webhook.sign("s3cret", "{\"event\":\"delivered\"}")
+    for _, s in ipairs{sig, "sha256=" .. sig, "v1=" .. sig, sig:upper()} do
+      assert.is_true(pacer.webhook.verify{secret = "s3cret", body = "{\"event\":\"delivered\"}", signature = s})
+    end
+  end)
+
+  it("refuses a tampered body, a wrong secret and a missing signature, saying why", function()
+    local sig = pacer.webhook.sign("s3cret", "amount=10")
+    assert.are.same({false, "signature does not match"},
+      {pacer.webhook.verify{secret = "s3cret", body = "amount=1000", signature = sig}})
+    assert.are.same({false, "signature does not match"},
+      {pacer.webhook.verify{secret = "other", body = "amount=10", signature = sig}})
+    assert.are.same({false, "missing signature"}, {pacer.webhook.verify{secret = "s3cret", body = "x"}})
+  end)
+
+  it("signs timestamp.body and refuses old timestamps (replays)", function()
+    local now = 1700000000
+    local sig = pacer.webhook.sign("k", now .. ".payload")
+    assert.is_true(pacer.webhook.verify{secret = "k", body = "payload", signature = sig, timestamp = now, now = now + 10})
+    assert.are.same({false, "timestamp outside the 300s tolerance (a replay?)"},
+      {pacer.webhook.verify{secret = "k", body = "payload", signature = sig, timestamp = now, now = now + 301}})
+    assert.are.same({false, "timestamp outside the 60s tolerance (a replay?)"},
+      {pacer.webhook.verify{secret = "k", body = "payload", signature = sig, timestamp = now, now = now - 61,
+        tolerance = "1m"}})
+    assert.are.same({false, "timestamp is not a number"},
+      {pacer.webhook.verify{secret = "k", body = "payload", signature = sig, timestamp = "yesterday"}})
+  end)
+
+  it("raises on misuse, naming the option", function()
+    assert.are.equal("pacer.webhook.verify: 'secret' is required",
+      message(function() pacer.webhook.verify{body = "x", signature = "y"} end))
+    assert.are.equal("pacer.webhook.verify: unknown option 'secert' (known: body, now, payload, secret, signature, timestamp, tolerance)",
+      message(function() pacer.webhook.verify{secert = "x"} end))
+    assert.are.equal("pacer.webhook.sign: secret must be a non-empty string",
+      message(function() pacer.webhook.sign("", "x") end))
+  end)
+
+  it("guards a listener end to end: a signed call passes, a forged one gets 401", function()
+    local got = {}
+    local srv = pacer.serve{routes = {["POST /webhook/call-status"] = function(req)
+      local ok, why = pacer.webhook.verify{secret = "hook-secret", body = req.body,
+        signature = req.headers["x-signature"], timestamp = req.headers["x-timestamp"]}
+      if not ok then return 401, {error = why} end
+      got[#got + 1] = req:json().status
+      return 200, {ok = true}
+    end}}
+    local body = pacer.json.encode{status = "delivered"}
+    local ts = tostring(os.time())
+    local good = assert(pacer.request{method = "POST", url = srv.url .. "/webhook/call-status", body = body,
+      headers = {["X-Timestamp"] = ts, ["X-Signature"] = "sha256=" .. pacer.webhook.sign("hook-secret", ts .. "." .. body)}})
+    local forged = assert(pacer.request{method = "POST", url = srv.url .. "/webhook/call-status", body = body,
+      headers = {["X-Timestamp"] = ts, ["X-Signature"] = "sha256=" .. pacer.webhook.sign("guess", ts .. "." .. body)}})
+    srv.close()
+    assert.are.equal(200, good.status)
+    assert.are.equal(401, forged.status)
+    assert.are.same({error = "signature does not match"}, forged:json())
+    assert.are.same({"delivered"}, got)
+  end)
+end)
