@@ -123,7 +123,7 @@ describe("pacer.mock limits", function()
     assert.are.equal("pacer.mock: option 'rate' must be a rate (\"10/s\" or a number), got table",
       message(function() return pacer.mock{rate = {}} end))
     local m = message(function() return pacer.mock{rte = "1/s"} end)
-    assert.are.equal("pacer.mock: unknown option 'rte' (known: burst, drop, fail, fail_status, host, key, latency, "
+    assert.are.equal("pacer.mock: unknown option 'rte' (known: burst, drop, fail, fail_status, headers, host, key, latency, "
       .. "max_batch, mode, numbers, port, rate, retry_after)", m)
   end)
 end)
