@@ -26,8 +26,6 @@ local function check_action(where, a)
   opts.raise("%s: action must be a function, \"log\", {webhook = url} or {exec = argv}", where)
 end
 
-local function shell_quote(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
-
 -- Runs an action in its own task; errors are logged, never raised.
 local function run(action, info)
   task.spawn(function()
@@ -43,10 +41,19 @@ local function run(action, info)
         if not res then error(e.message, 0) end
         if res.status >= 300 then error("webhook answered HTTP " .. res.status, 0) end
       elseif action.exec then
-        local argv = {}
-        for i, a in ipairs(action.exec) do argv[i] = shell_quote(a) end
-        local okx = os.execute("PACER_ALERT=" .. shell_quote(info.message) .. " " .. table.concat(argv, " "))
-        if not okx then error("command failed: " .. table.concat(action.exec, " "), 0) end
+        -- started, not waited for in a blocking call: the loop goes on meanwhile
+        local pid, e = corelib.spawn(action.exec, {PACER_ALERT = info.message})
+        if not pid then error(e, 0) end
+        local code
+        for _ = 1, 6000 do -- polled every 50 ms, for at most 5 minutes
+          code = corelib.waitpid(pid)
+          if code then break end
+          task.sleep(0.05)
+        end
+        if code ~= 0 then
+          error(string.format("'%s' %s", table.concat(action.exec, " "),
+            code and ("exited " .. code) or "still runs after 5 minutes"), 0)
+        end
       end
     end)
     if not ok then log.error("alert action failed: %s", tostring(err)) end

@@ -30,8 +30,11 @@ function Breaker:wait()
     if self.state == "open" then
       local left = self.open_until - task.now()
       if left > 0 then task.sleep(left) end
-      self.state = "half_open"
-      self.probing = false
+      -- the first to wake turns the circuit half open; the others find it so and wait
+      if self.state == "open" and task.now() >= self.open_until then
+        self.state = "half_open"
+        self.probing = false
+      end
     end
     if self.state == "half_open" then
       if not self.probing then
@@ -60,6 +63,14 @@ function Breaker:record(ok, probe)
     self.open_until = task.now() + self.cooldown
     wake_all(self)
     return "opened"
+  end
+end
+
+-- The probe ended without an answer to judge (it raised): let another request probe.
+function Breaker:release_probe()
+  if self.state == "half_open" and self.probing then
+    self.probing = false
+    wake_all(self)
   end
 end
 

@@ -85,6 +85,9 @@ function M.new(o)
     table.insert(stats.run.rates, self.limiter:state().rate)
   end
   self.sends, self.nsends = {}, 0
+  if o.adaptive and o.keys then
+    opts.raise("pacer.client: adaptive = true does not go with keys: each key already follows its own quota")
+  end
   if o.adaptive then
     self.limiter = self.limiter or limiter_or_raise{rate = adaptive.UNKNOWN}
     local declared = (o.rate or o.rules or o.limiter) and self.limiter:state().rate or nil
@@ -117,6 +120,7 @@ function M.new(o)
     gate = function(r, attempt) return self:gate(r, attempt) end,
     observe = function(r, res, err, token) return self:observe(r, res, err, token) end,
     rate = self.limiter and self.limiter.state and function() return self.limiter:state().rate end,
+    again_budget = self.keys and #self.keys.keys or 0, -- a retired key's request goes out again
     on_giveup = function(info) self:event("giveup", {message = string.format("%s: gave up: %s",
       self.name, info.reason or "?"), reason = info.reason}) end}
   return self
@@ -142,7 +146,20 @@ function Client:gate(r, attempt)
   if self.breaker then
     local w, probe = self.breaker:wait()
     waited, token.probe = waited + w, probe
+    if probe then -- if anything below raises, the probe never happened
+      local ok, a, b, c = pcall(self.pace, self, r, waited, token)
+      if not ok then
+        self.breaker:release_probe()
+        error(a, 0)
+      end
+      return a, b, c
+    end
   end
+  return self:pace(r, waited, token)
+end
+
+-- The pacing part of the gate: pauses, groups, key choice, the limiter.
+function Client:pace(r, waited, token)
   if self.adaptive then waited = waited + self.adaptive:wait() end
   for _, g in ipairs(self.groups or {}) do
     if (r.path or ""):find(g.match) then waited = waited + g.limiter:acquire() end
@@ -168,7 +185,9 @@ function Client:observe(r, res, err, token)
     self.last_quota_at = task.now()
   end
   if self.adaptive then self.adaptive:observe(res, self.inflight) end
-  if self.breaker and self.breaker:record(not breaker.failed(res, err), token.probe) == "opened" then
+  if self.breaker and err and err.kind == "url" then -- the caller's mistake, not the server's
+    if token.probe then self.breaker:release_probe() end
+  elseif self.breaker and self.breaker:record(not breaker.failed(res, err), token.probe) == "opened" then
     self:event("circuit_open", {message = string.format("%s: circuit open after %d failures, pausing %gs",
       self.name, self.breaker.fails, self.breaker.cooldown)})
   end

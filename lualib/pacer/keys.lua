@@ -16,6 +16,12 @@ function M.new(keys, o)
   local self = setmetatable({keys = {}, header = o.header or "Authorization",
     prefix = o.prefix, retired = 0}, Pool)
   if self.prefix == nil then self.prefix = self.header:lower() == "authorization" and "Bearer " or "" end
+  if not self.header:match("^[!#$%%&'*+%-.^_`|~%w]+$") then
+    error(string.format("pacer.client: invalid key_header %q (header injection?)", self.header), 0)
+  end
+  if self.prefix:find("[\r\n%z]") then
+    error("pacer.client: key_prefix contains CR, LF or NUL (header injection?)", 0)
+  end
   for i, value in ipairs(keys) do
     if type(value) ~= "string" or value == "" or value:find("[\r\n%z]") then
       error(string.format("pacer.client: keys[%d] must be a non-empty string without CR/LF", i), 0)
@@ -93,7 +99,7 @@ function Pool:summary()
   local out = {}
   for _, k in ipairs(self.keys) do
     out[k.id] = {remaining = k.quota and k.quota.remaining, limit = k.quota and k.quota.limit,
-      retired = k.retired, sent = k.sent}
+      retired = k.retired == true, sent = k.sent}
   end
   return out
 end

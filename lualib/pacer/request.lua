@@ -143,6 +143,7 @@ function M.send(r, ctx)
     else
       err = headers
       if err.kind == "url" then
+        if ctx.observe then ctx.observe(r, nil, err, token) end
         opts.raise("pacer.request: invalid URL '%s': %s", url.redact(r.url), err.message)
       end
       err.url, err.method, err.attempts = url.redact(r.url), r.method, attempt
@@ -155,7 +156,7 @@ function M.send(r, ctx)
       res and res.quota, ctx.rate and ctx.rate())
     local elapsed = task.now() - started
     local delay, why
-    if again and p and attempt < p.max_tries then
+    if again and attempt < (p and p.max_tries or 1) + (ctx.again_budget or 0) then
       delay = 0
     elseif p then
       delay, why = retry.decide(p, res, err, attempt, elapsed, idempotent, {previous = prev_delay})
@@ -180,10 +181,10 @@ function M.send(r, ctx)
         message = string.format("%s %s: gave up after %d attempt%s (last: HTTP %d): %s", r.method,
           url.redact(r.url), attempt, attempt == 1 and "" or "s", res.status, why)}
     end
-    call_hook(p.on_retry, info_t)
+    if p then call_hook(p.on_retry, info_t) end -- (no policy: a retired key's resend)
     if ctx.on_retry then ctx.on_retry(info_t) end
     if log.enabled("info") then
-      log.info("retry %d/%d of %s %s in %.3gs after %s", attempt, p.max_tries - 1, r.method,
+      log.info("retry %d/%d of %s %s in %.3gs after %s", attempt, (p and p.max_tries or 1) - 1, r.method,
         url.redact(r.url), delay, res and ("HTTP " .. res.status) or err.kind)
     end
     prev_delay, wait = delay, delay
