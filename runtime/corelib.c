@@ -8,6 +8,7 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <errno.h>
+#include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
 #include <string.h>
@@ -326,6 +327,31 @@ static int l_waitpid(lua_State *L) {
   return 1;
 }
 
+/* pid() -> this process's id; pid_alive(pid) -> whether that process still runs */
+static int l_pid(lua_State *L) {
+  lua_pushinteger(L, getpid());
+  return 1;
+}
+
+static int l_pid_alive(lua_State *L) {
+  pid_t pid = (pid_t)luaL_checkinteger(L, 1);
+  int alive = pid > 0 && (kill(pid, 0) == 0 || errno == EPERM);
+  if (alive) { /* a zombie (killed, not yet reaped) is not alive: state Z in /proc/PID/stat */
+    char path[64], buf[512];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (f) {
+      size_t n = fread(buf, 1, sizeof buf - 1, f);
+      fclose(f);
+      buf[n] = 0;
+      const char *p = strrchr(buf, ')');
+      if (p && p[1] == ' ' && (p[2] == 'Z' || p[2] == 'X')) alive = 0;
+    }
+  }
+  lua_pushboolean(L, alive);
+  return 1;
+}
+
 /* isatty(fd) for progress lines */
 static int l_isatty(lua_State *L) {
   lua_pushboolean(L, isatty((int)luaL_checkinteger(L, 1)));
@@ -344,6 +370,8 @@ int luaopen_pacer_corelib(lua_State *L) {
                                    {"equal", l_equal},
                                    {"spawn", l_spawn},
                                    {"waitpid", l_waitpid},
+                                   {"pid", l_pid},
+                                   {"pid_alive", l_pid_alive},
                                    {NULL, NULL}};
   luaL_newlib(L, funcs);
   return 1;

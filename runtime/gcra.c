@@ -3,12 +3,16 @@
 #include <math.h>
 
 #define CATCH_UP_BELOW 1000000 /* 1 ms: intervals shorter than this absorb timer lateness */
+/* (burst - 1) * interval, how far ahead of schedule a rule may run, is capped at 1e18 ns
+ * (~31 years) so that it and tat +/- it stay far from int64 overflow */
+#define MAX_AHEAD 1.0e18
 
 static int compute(double count, int64_t period_ns, int64_t burst, int64_t *interval) {
   if (!(count > 0) || period_ns <= 0 || burst < 1 || burst > 1000000000) return -1;
   double raw = (double)period_ns / count;
   if (!(raw >= 1) || raw > 9.0e15) return -1; /* faster than 1/ns, or slower than ~100 days */
   double t = ceil(raw); /* round up: never faster than asked */
+  if ((double)(burst - 1) * t > MAX_AHEAD) return -1; /* e.g. 1/day with a burst of 200000 */
   *interval = (int64_t)t;
   return 0;
 }
@@ -26,8 +30,10 @@ int gcra_init(gcra *g, double count, int64_t period_ns, int64_t burst) {
 int gcra_set_rate(gcra *g, double count, int64_t period_ns, int64_t burst, int64_t now) {
   int64_t t;
   if (compute(count, period_ns, burst, &t) < 0) return -1;
-  if (g->tat > now) /* rescale the debt: (tat - now) was measured in old intervals */
-    g->tat = now + (int64_t)((double)(g->tat - now) * ((double)t / (double)g->interval));
+  if (g->tat > now) { /* rescale the debt: (tat - now) was measured in old intervals */
+    double debt = (double)(g->tat - now) * ((double)t / (double)g->interval);
+    g->tat = now + (int64_t)(debt < MAX_AHEAD ? debt : MAX_AHEAD); /* ~31 years: as good as never */
+  }
   g->interval = t;
   g->burst = burst;
   g->tolerance = (burst - 1) * t;

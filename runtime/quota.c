@@ -133,7 +133,7 @@ static const char *read_name(const char *p, char *buf, size_t size) {
     p++;
   } else {
     if (!isalpha((unsigned char)*p) && *p != '*') return NULL;
-    while (isalnum((unsigned char)*p) || strchr("_-.:*/%", *p)) {
+    while (isalnum((unsigned char)*p) || (*p && strchr("_-.:*/%", *p))) { /* strchr finds the NUL too */
       if (n + 1 < size) buf[n++] = (char)tolower((unsigned char)*p);
       p++;
     }
@@ -157,7 +157,7 @@ static const char *read_int(const char *p, int64_t *out, int *ok) {
     *ok = 0;
     char tmp[64];
     const char *q = read_name(s, tmp, sizeof tmp);
-    if (!q && *s == '?') q = s + 2;
+    if (!q && *s == '?' && s[1]) q = s + 2; /* ?0 / ?1; a lone '?' at the end is malformed */
     return q;
   }
   if (*p == '.') { /* decimal: keep the integer part */

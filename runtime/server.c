@@ -2,6 +2,7 @@
  * on libevent bufferevents with Node's http_parser. Each request runs the Lua handler
  * in its own task; oversized or malformed requests get 413/431/400 before any Lua runs. */
 #include "loop.h"
+#include "reqparse.h"
 #include "task.h"
 #include <arpa/inet.h>
 #include <errno.h>
@@ -20,11 +21,6 @@
 
 #define PACER_SERVER "pacer.server"
 #define PACER_SRVREQ "pacer.srvreq"
-
-typedef struct buf {
-  char *p;
-  size_t len, cap;
-} buf;
 
 typedef struct conn conn;
 
@@ -47,34 +43,12 @@ struct conn {
   server *srv;
   struct bufferevent *bev;
   http_parser parser;
-  buf url, hdrs, body; /* hdrs: name\0value\0 pairs */
-  int in_value, nheaders, expect_continue, busy, closing, error_status;
-  size_t header_bytes;
+  reqparse rp; /* URL, headers (name\0value\0 pairs), body and the limits */
+  int expect_continue, busy, closing;
   srvreq *req;
   struct event *deadline; /* header timeout */
   conn *prev, *next;
 };
-
-static int buf_add(buf *b, const char *p, size_t n) {
-  if (b->len + n + 1 > b->cap) {
-    size_t cap = b->cap ? b->cap : 256;
-    while (cap < b->len + n + 1) cap *= 2;
-    char *q = realloc(b->p, cap);
-    if (!q) return -1;
-    b->p = q;
-    b->cap = cap;
-  }
-  memcpy(b->p + b->len, p, n);
-  b->len += n;
-  b->p[b->len] = 0;
-  return 0;
-}
-
-static void buf_free(buf *b) {
-  free(b->p);
-  b->p = NULL;
-  b->len = b->cap = 0;
-}
 
 static const char *reason(int status) {
   switch (status) {
@@ -111,9 +85,7 @@ static void conn_free(conn *c) {
   if (c->next) c->next->prev = c->prev;
   if (c->deadline) event_free(c->deadline);
   bufferevent_free(c->bev);
-  buf_free(&c->url);
-  buf_free(&c->hdrs);
-  buf_free(&c->body);
+  reqparse_free(&c->rp);
   free(c);
 }
 
@@ -134,22 +106,12 @@ static void send_error(conn *c, int status, const char *msg) {
   bufferevent_setcb(c->bev, NULL, on_written_close, NULL, c);
 }
 
-/* --- http_parser callbacks --- */
-
-static int too_big_headers(conn *c, size_t add) {
-  c->header_bytes += add;
-  if (c->header_bytes > c->srv->max_header_bytes) {
-    c->error_status = 431;
-    return 1;
-  }
-  return 0;
-}
+/* --- http_parser callbacks (the parsing and limits are in reqparse.c) --- */
 
 static int on_message_begin(http_parser *p) {
   conn *c = p->data;
-  c->url.len = c->hdrs.len = c->body.len = 0;
-  c->in_value = c->nheaders = c->expect_continue = 0;
-  c->header_bytes = 0;
+  reqparse_begin(&c->rp);
+  c->expect_continue = 0;
   struct timeval tv = {(time_t)c->srv->header_timeout, 0};
   evtimer_add(c->deadline, &tv);
   return 0;
@@ -157,59 +119,38 @@ static int on_message_begin(http_parser *p) {
 
 static int on_url(http_parser *p, const char *at, size_t n) {
   conn *c = p->data;
-  return too_big_headers(c, n) || buf_add(&c->url, at, n);
+  return reqparse_url(&c->rp, at, n);
 }
 
 static int on_header_field(http_parser *p, const char *at, size_t n) {
   conn *c = p->data;
-  if (too_big_headers(c, n)) return 1;
-  if (c->in_value || c->nheaders == 0) { /* a new header starts */
-    if (c->nheaders > 0 && buf_add(&c->hdrs, "", 1)) return 1; /* end the previous value */
-    if (++c->nheaders > c->srv->max_headers) {
-      c->error_status = 431;
-      return 1;
-    }
-    c->in_value = 0;
-  }
-  return buf_add(&c->hdrs, at, n);
+  return reqparse_header_field(&c->rp, at, n);
 }
 
 static int on_header_value(http_parser *p, const char *at, size_t n) {
   conn *c = p->data;
-  if (too_big_headers(c, n)) return 1;
-  if (!c->in_value) {
-    if (buf_add(&c->hdrs, "", 1)) return 1; /* end the name */
-    c->in_value = 1;
-  }
-  return buf_add(&c->hdrs, at, n);
+  return reqparse_header_value(&c->rp, at, n);
 }
 
 static int on_headers_complete(http_parser *p) {
   conn *c = p->data;
-  if (c->nheaders > 0 && buf_add(&c->hdrs, "", 1)) return 1;
+  if (reqparse_headers_end(&c->rp)) return 1;
   evtimer_del(c->deadline);
-  if ((p->flags & F_CONTENTLENGTH) && p->content_length > c->srv->max_body) {
-    c->error_status = 413;
+  if (reqparse_body_too_large(&c->rp, p))
     return -1; /* an error: 1 here would mean "no body" and the body be read as a request */
-  }
   /* Expect: 100-continue */
-  for (const char *h = c->hdrs.p, *end = c->hdrs.p + c->hdrs.len; h && h < end;) {
-    const char *v = h + strlen(h) + 1;
+  const char *h, *v;
+  for (size_t pos = 0; reqparse_header(&c->rp, &pos, &h, &v);) {
     if (strcasecmp(h, "expect") == 0 && strcasecmp(v, "100-continue") == 0) {
       evbuffer_add_printf(bufferevent_get_output(c->bev), "HTTP/1.1 100 Continue\r\n\r\n");
     }
-    h = v + strlen(v) + 1;
   }
   return 0;
 }
 
 static int on_body(http_parser *p, const char *at, size_t n) {
   conn *c = p->data;
-  if (c->body.len + n > c->srv->max_body) {
-    c->error_status = 413;
-    return 1;
-  }
-  return buf_add(&c->body, at, n);
+  return reqparse_body(&c->rp, at, n);
 }
 
 static void dispatch(conn *c);
@@ -246,7 +187,7 @@ static void feed(conn *c) {
       return; /* resumed by respond() */
     }
     if (err != HPE_OK) {
-      int st = c->error_status ? c->error_status : 400;
+      int st = c->rp.error_status ? c->rp.error_status : 400;
       evbuffer_drain(in, len);
       send_error(c, st, st == 413 ? "request body too large" : st == 431 ? "request headers too large" : http_errno_description(err));
       return;
@@ -292,6 +233,9 @@ static void on_accept(struct evconnlistener *lis, evutil_socket_t fd, struct soc
   }
   http_parser_init(&c->parser, HTTP_REQUEST);
   c->parser.data = c;
+  c->rp.max_body = s->max_body;
+  c->rp.max_header_bytes = s->max_header_bytes;
+  c->rp.max_headers = s->max_headers;
   c->next = s->conns;
   if (s->conns) s->conns->prev = c;
   s->conns = c;
@@ -313,17 +257,17 @@ static void dispatch(conn *c) {
   lua_createtable(L, 0, 8); /* [handler, req] */
   lua_pushstring(L, http_method_str((enum http_method)c->parser.method));
   lua_setfield(L, -2, "method");
-  lua_pushlstring(L, c->url.p ? c->url.p : "/", c->url.len);
+  lua_pushlstring(L, c->rp.url.p ? c->rp.url.p : "/", c->rp.url.len);
   lua_setfield(L, -2, "target");
-  const char *u = c->url.p ? c->url.p : "/";
+  const char *u = c->rp.url.p ? c->rp.url.p : "/";
   const char *q = strchr(u, '?');
   lua_pushlstring(L, u, q ? (size_t)(q - u) : strlen(u));
   lua_setfield(L, -2, "path");
   lua_pushstring(L, q ? q + 1 : "");
   lua_setfield(L, -2, "query");
   lua_newtable(L);
-  for (const char *h = c->hdrs.p, *end = c->hdrs.p + c->hdrs.len; h && h < end;) {
-    const char *v = h + strlen(h) + 1;
+  const char *h, *v;
+  for (size_t pos = 0; reqparse_header(&c->rp, &pos, &h, &v);) {
     luaL_Buffer b;
     luaL_buffinit(L, &b);
     for (const char *k = h; *k; k++) luaL_addchar(&b, (char)((*k >= 'A' && *k <= 'Z') ? *k + 32 : *k));
@@ -338,10 +282,9 @@ static void dispatch(conn *c) {
       lua_pushstring(L, v);
     }
     lua_rawset(L, -3);
-    h = v + strlen(v) + 1;
   }
   lua_setfield(L, -2, "headers");
-  lua_pushlstring(L, c->body.p ? c->body.p : "", c->body.len);
+  lua_pushlstring(L, c->rp.body.p ? c->rp.body.p : "", c->rp.body.len);
   lua_setfield(L, -2, "body");
   srvreq *r = lua_newuserdatauv(L, sizeof *r, 0); /* [handler, req, h] */
   r->c = c;

@@ -2,6 +2,7 @@
 -- through send(items) -> results. Each push waits for its own item's result: the value,
 -- or nil + err when the whole batch failed or the API rejected that item.
 local task = require "pacer.c.task"
+local errors = require "pacer.errors"
 local corelib = require "pacer.c.corelib"
 local opts = require "pacer.opts"
 
@@ -35,10 +36,10 @@ local function flush(self, me)
   for i, p in ipairs(pending) do
     local a, b
     if not ok then
-      a, b = nil, {kind = "batch_failed", message = tostring(results), item = p.item}
+      a, b = nil, errors.new{kind = "batch_failed", message = tostring(results), item = p.item}
       self.failed = self.failed + 1
     elseif results[i] == nil or rejected(results[i]) then
-      a, b = nil, {kind = "rejected", message = results[i] and tostring(results[i].error)
+      a, b = nil, errors.new{kind = "rejected", message = results[i] and tostring(results[i].error)
         or "no result for this item", item = p.item}
       self.rejected = self.rejected + 1
     else

@@ -35,6 +35,13 @@ function wrapped.wrap(fn)
 end
 
 _G.coroutine = wrapped
+
+-- os.exit still prints the summary and writes --stats (then closes the state cleanly)
+local real_exit = os.exit
+function os.exit(code, close)
+  pcall(function() require("pacer.report").at_exit("exit") end)
+  return real_exit(code, close == nil and true or close)
+end
 package.loaded.coroutine = wrapped
 -- the host's one global, for -e one-liners and the REPL; scripts may still require it
 _G.pacer = require "pacer"

@@ -1,7 +1,7 @@
 -- pacer.breaker: a circuit breaker. After `failures` consecutive failures (transport
 -- errors or 5xx) the client stops sending for `cooldown`; then one request probes, and
 -- its answer closes the circuit or opens it again.
-local corelib = require "pacer.c.corelib"
+local opts = require "pacer.opts"
 local task = require "pacer.c.task"
 
 local M = {}
@@ -11,7 +11,9 @@ Breaker.__index = Breaker
 
 function M.new(o)
   if o == true then o = {} end
-  return setmetatable({failures = o.failures or 5, cooldown = corelib.parse_duration(o.cooldown or 30),
+  opts.check("pacer.client.breaker", o, {failures = "integer", cooldown = "duration"})
+  if o.failures and o.failures < 1 then opts.raise("pacer.client.breaker: 'failures' must be >= 1, got %d", o.failures) end
+  return setmetatable({failures = o.failures or 5, cooldown = opts.duration("pacer.client.breaker", "cooldown", o.cooldown or 30),
     state = "closed", fails = 0, open_until = 0, probing = false, waiting = {}}, Breaker)
 end
 

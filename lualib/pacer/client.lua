@@ -67,6 +67,12 @@ function M.new(o)
   self.defaults = {base_url = o.base_url, headers = o.headers, timeout = o.timeout,
     connect_timeout = o.connect_timeout, follow = o.follow, verify = o.verify,
     max_body = o.max_body, idempotency = o.idempotency}
+  for _, k in ipairs{"timeout", "connect_timeout"} do -- checked now, not at the first request
+    if o[k] ~= nil and opts.duration("pacer.client", k, o[k]) <= 0 then
+      opts.raise("pacer.client: option '%s' must be greater than 0", k)
+    end
+  end
+  for k, v in pairs(o.headers or {}) do request.check_header("pacer.client", k, v) end
   if o.limiter and (o.rate or o.rules) then
     opts.raise("pacer.client: give 'limiter' or 'rate'/'rules', not both")
   end

@@ -26,10 +26,11 @@ end
 local function latency_fn(l)
   if l == nil then return function() return 0 end end
   if type(l) == "table" then
-    local lo, hi = corelib.parse_duration(l[1] or 0), corelib.parse_duration(l[2] or l[1] or 0)
+    local lo = opts.duration("pacer.mock", "latency", l[1] or 0)
+    local hi = opts.duration("pacer.mock", "latency", l[2] or l[1] or 0)
     return function() return lo + (hi - lo) * math.random() end
   end
-  local d = corelib.parse_duration(l)
+  local d = opts.duration("pacer.mock", "latency", l)
   return function() return d end
 end
 
@@ -46,6 +47,7 @@ function M.start(o)
   local fail, drop = probability("fail", o.fail), probability("drop", o.drop)
   local fail_status = o.fail_status or {500, 503}
   local latency = latency_fn(o.latency)
+  if o.burst and o.burst < 1 then opts.raise("pacer.mock: 'burst' must be an integer >= 1, got %d", o.burst) end
   local lim = new_limiter{rate = rate, burst = o.burst or limit}
   local window_start, window_used = task.now(), 0
 
@@ -123,7 +125,18 @@ function M.start(o)
     return 200, {sms_sent = sent, requests = seq}
   end
 
+  -- what the mock received, for tests in other processes
+  routes["GET /_mock/requests"] = function()
+    local out = {}
+    for i, r in ipairs(self.requests) do
+      out[i] = {seq = r.seq, method = r.method, path = r.path, status = r.status,
+        idempotency_key = r.idempotency_key, replayed = r.replayed, dropped = r.dropped, body = r.body}
+    end
+    return 200, out
+  end
+
   local function handle(req, h)
+    if req.path == "/_mock/requests" then return routes["GET /_mock/requests"]() end
     if o.key and req.headers["x-auth-token"] ~= o.key then
       record(req, 401)
       return 401, {error = "missing or invalid X-Auth-Token"}

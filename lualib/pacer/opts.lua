@@ -78,4 +78,11 @@ function M.check(where, t, spec, later)
   return t
 end
 
+-- A duration option as seconds, or a raise naming the function and the option.
+function M.duration(where, name, v)
+  local ok, secs = pcall(require("pacer.c.corelib").parse_duration, v)
+  if not ok then M.raise("%s: option '%s': %s", where, name, secs) end
+  return secs
+end
+
 return M

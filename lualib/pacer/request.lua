@@ -2,6 +2,7 @@
 -- succeeds, fails for good, or the policy gives up. Clients call send() with their
 -- limiter, semaphore and stats.
 local cjson = require "cjson"
+local errors = require "pacer.errors"
 local corelib = require "pacer.c.corelib"
 local http = require "pacer.c.http"
 local log = require "pacer.log"
@@ -25,6 +26,10 @@ M.SPEC = {
 local SAFE = {GET = true, HEAD = true, OPTIONS = true, TRACE = true, PUT = true, DELETE = true}
 
 local function check_header(where, name, value)
+  local tn, tv = type(name), type(value)
+  if (tn ~= "string" and tn ~= "number") or (tv ~= "string" and tv ~= "number" and tv ~= "boolean") then
+    opts.raise("%s: header %s must be a string or number, got %s", where, tostring(name), tv)
+  end
   name = tostring(name)
   if not name:match("^[!#$%%&'*+%-.^_`|~%w]+$") then
     opts.raise("%s: invalid header name %q (header injection?)", where, name)
@@ -35,6 +40,7 @@ local function check_header(where, name, value)
   end
   return name, value
 end
+M.check_header = check_header
 
 -- Builds the wire request from options o, with client defaults `base` (may be nil).
 -- Returns {method, url, headers = {"Name: value"}, hdr = {lower = value}, body, ...}.
@@ -44,6 +50,7 @@ function M.prepare(where, o, base)
   local r = {method = (o.method or "GET"):upper()}
   if not r.method:match("^[A-Z]+$") then opts.raise("%s: invalid method %q", where, o.method) end
   r.url = url.join(base.base_url, o.url)
+  if r.url:find("%z") then opts.raise("%s: invalid URL '%s': it contains a NUL byte", where, url.redact((r.url:gsub("%z", "\\0")))) end
   if o.query then r.url = url.add_query(r.url, o.query) end
   local n = (o.json ~= nil and 1 or 0) + (o.form ~= nil and 1 or 0) + (o.body ~= nil and 1 or 0)
   if n > 1 then opts.raise("%s: give only one of 'json', 'form' and 'body'", where) end
@@ -148,6 +155,7 @@ function M.send(r, ctx)
       end
       err.url, err.method, err.attempts = url.redact(r.url), r.method, attempt
       err.message = string.format("%s %s: %s", r.method, err.url, err.message)
+      errors.new(err)
     end
     -- the observer learns from the answer (quota, 429s, breaker, alerts); it may ask
     -- for the attempt to be made again at once (a retired key: another key will do)
@@ -177,7 +185,7 @@ function M.send(r, ctx)
         err.gave_up = why
         return nil, err
       end
-      return nil, {kind = "gave_up", reason = why, status = res.status, last = res, attempts = attempt,
+      return nil, errors.new{kind = "gave_up", reason = why, status = res.status, last = res, attempts = attempt,
         message = string.format("%s %s: gave up after %d attempt%s (last: HTTP %d): %s", r.method,
           url.redact(r.url), attempt, attempt == 1 and "" or "s", res.status, why)}
     end

@@ -33,9 +33,9 @@ function M.policy(spec, where)
   for k, v in pairs(M.defaults) do p[k] = v end
   for k, v in pairs(spec) do p[k] = v end
   if p.max_tries < 1 then opts.raise("%s.retry: max_tries must be >= 1, got %d", where, p.max_tries) end
-  p.max_time = corelib.parse_duration(p.max_time)
-  p.cap = corelib.parse_duration(p.cap)
-  if p.max_retry_after then p.max_retry_after = corelib.parse_duration(p.max_retry_after) end
+  p.max_time = opts.duration(where .. ".retry", "max_time", p.max_time)
+  p.cap = opts.duration(where .. ".retry", "cap", p.cap)
+  if p.max_retry_after then p.max_retry_after = opts.duration(where .. ".retry", "max_retry_after", p.max_retry_after) end
   p.statuses, p.kinds, p.predicates = {}, {}, {}
   for _, v in ipairs(p.on) do
     if math.type(v) == "integer" then p.statuses[v] = true

@@ -89,6 +89,12 @@ function M.serve(o)
   end
   local args = {handler = dispatch}
   for k, v in pairs(o) do if k ~= "routes" and k ~= "handler" then args[k] = v end end
+  for _, k in ipairs{"header_timeout", "idle_timeout"} do
+    if args[k] ~= nil then
+      args[k] = opts.duration("pacer.serve", k, args[k])
+      if args[k] <= 0 then opts.raise("pacer.serve: '%s' must be positive", k) end
+    end
+  end
   local ok, srv = pcall(listen, args)
   if not ok then opts.raise("%s", srv) end
   local host = o.host or "127.0.0.1"

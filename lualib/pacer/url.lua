@@ -71,7 +71,12 @@ end
 -- Removes passwords in the authority and secret-looking query values.
 function M.redact(u)
   u = tostring(u)
-  u = u:gsub("^(%a[%w+.-]*://[^/@:]*):[^/@]*@", "%1:***@")
+  local scheme, auth, rest = u:match("^(%a[%w+.-]*://)([^/?#]*)(.*)$")
+  if auth and auth:find("@", 1, true) then
+    local userinfo, host = auth:match("^(.*)@([^@]*)$") -- the last @ ends the userinfo
+    local user = userinfo:match("^([^:]*)")
+    u = scheme .. user .. (userinfo:find(":", 1, true) and ":***" or "") .. "@" .. host .. rest
+  end
   return (u:gsub("([?&])([^=&#]+)=([^&#]*)", function(sep, k, v)
     if secret_name(M.decode(k)) then return sep .. k .. "=***" end
   end))

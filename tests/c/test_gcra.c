@@ -71,5 +71,19 @@ int main(void) {
   CHECK(gcra_init(&g, 1, 0, 1) == -1);
   CHECK(gcra_init(&g, 1, S, 0) == -1);
   CHECK(gcra_init(&g, 1e12, S, 1) == -1);
+
+  /* (burst - 1) * interval beyond ~31 years is refused: 1/day with a burst of 200000
+   * overflowed int64 (found by fuzz/fuzz_gcra) and waited 37 years after one request */
+  CHECK(gcra_init(&g, 1, 86400 * S, 200000) == -1);
+  CHECK(gcra_set_rate(&g, 1, 86400 * S, 200000, 0) == -1);
+  CHECK(gcra_init(&g, 1, 86400 * S, 10000) == 0); /* 27 years ahead: still a rule */
+  CHECK(gcra_remaining(&g, 0) == 10000);
+  /* a debt rescaled past int64 (2000 owed at 1000/s, then 1 per 90 days) is capped at
+   * ~31 years instead of wrapping into a full bucket */
+  CHECK(gcra_init(&g, 1000, S, 2000) == 0);
+  for (int i = 0; i < 2000; i++) gcra_commit(&g, 0);
+  CHECK(gcra_set_rate(&g, 1, 90 * 86400 * S, 1, 0) == 0);
+  CHECK(gcra_wait(&g, 0) >= 900000000LL * S);
+  CHECK(gcra_remaining(&g, 0) == 0);
   return CHECK_DONE();
 }

@@ -45,5 +45,18 @@ int main(void) {
   CHECK(parse_sf_list("\"unterminated;q=1", it, 8) == -1);
   CHECK(parse_sf_list(",,,", it, 8) == -1);
   CHECK(parse_sf_list("", it, 8) == 0);
+  /* found by fuzz/fuzz_quota: a bare token at the very end was read on past the NUL
+   * (strchr matches the terminator), and a lone '?' skipped over it; the bytes after
+   * the NUL here would have been parsed as "=7" */
+  static const char token_at_end[] = "limit=100, policy\0=7";
+  n = parse_sf_list(token_at_end, it, 8);
+  CHECK(n == 2 && strcmp(it[1].name, "policy") == 0 && !it[1].has_value);
+  static const char param_at_end[] = "\"d\";q=10;flag\0=7";
+  n = parse_sf_list(param_at_end, it, 8);
+  CHECK(n == 1 && it[0].nparams == 2 && it[0].params[1].value == 1);
+  static const char lone_q[] = "a=?\0\0";
+  CHECK(parse_sf_list(lone_q, it, 8) == -1);
+  n = parse_sf_list("\"d\";q=10;ok=?1", it, 8); /* a boolean parameter is skipped */
+  CHECK(n == 1 && it[0].nparams == 1);
   return CHECK_DONE();
 }

@@ -63,7 +63,8 @@ return function(...)
     i = i + 1
     ::next::
   end
-  local mock = pacer.mock(o)
+  local ok, mock = pcall(pacer.mock, o)
+  if not ok then return usage_error((tostring(mock):gsub("^[^\n]-:%d+: ", ""))) end
   io.stdout:write(string.format("pacer mock: listening on %s (rate %s, %s%s%s)\n", mock.url,
     o.rate or "50/s", mock.mode, o.fail and (", fail " .. o.fail) or "", o.drop and (", drop " .. o.drop) or ""))
   io.stdout:flush()

@@ -1,0 +1,47 @@
+/* fuzz_quota: rate-limit header values, runtime/quota.c parse_quota_int(),
+ * parse_quota_reset() and parse_sf_list() (IETF RateLimit / RateLimit-Policy).
+ * Input: byte 0 picks how many items parse_sf_list may fill (0..8, the array is
+ * allocated at exactly that size so ASan sees an overrun); the rest is the value.
+ * Invariants: no read past the string, no write past the items (ASan), no UB; a quota
+ * int is integral and in 0..9e15; a reset is finite and >= 0; parse_sf_list returns
+ * -1..max, every name and parameter key is NUL-terminated inside its field, and
+ * has_value is 0/1, nparams 0..SF_MAX_PARAMS. */
+#include "fuzz.h"
+#include "quota.h"
+#include <math.h>
+
+static void check_items(const char *v, const sf_item *it, int n, int max) {
+  if (n < -1 || n > max) FZ_FAIL("parse_sf_list('%s', max %d) returned %d", v, max, n);
+  for (int i = 0; i < n; i++) {
+    if (!memchr(it[i].name, 0, sizeof it[i].name)) FZ_FAIL("item %d name not terminated", i);
+    if (it[i].has_value != 0 && it[i].has_value != 1) FZ_FAIL("item %d has_value %d", i, it[i].has_value);
+    if (it[i].nparams < 0 || it[i].nparams > SF_MAX_PARAMS) FZ_FAIL("item %d nparams %d", i, it[i].nparams);
+    for (int k = 0; k < it[i].nparams; k++)
+      if (!memchr(it[i].params[k].key, 0, sizeof it[i].params[k].key)) FZ_FAIL("item %d param %d key not terminated", i, k);
+  }
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+  if (size < 1) return 0;
+  int max = data[0] % (SF_MAX_PARAMS + 1);
+  char *v = fz_str(data + 1, size - 1);
+
+  int64_t q = -1;
+  if (parse_quota_int(v, &q) == 0 && (q < 0 || q > 9000000000000000LL)) FZ_FAIL("quota int '%s' -> %lld", v, (long long)q);
+
+  static const double nows[] = {0, 1700000000.25, 4102444800.0};
+  for (size_t i = 0; i < sizeof nows / sizeof *nows; i++) {
+    double secs = -1;
+    if (parse_quota_reset(v, nows[i], &secs) == 0 && !(isfinite(secs) && secs >= 0))
+      FZ_FAIL("reset '%s' (now %.2f) -> %g", v, nows[i], secs);
+  }
+
+  sf_item *items = malloc(max ? (size_t)max * sizeof *items : 1);
+  if (!items) abort();
+  check_items(v, items, parse_sf_list(v, items, max), max);
+  free(items);
+  sf_item all[SF_MAX_PARAMS];
+  check_items(v, all, parse_sf_list(v, all, SF_MAX_PARAMS), SF_MAX_PARAMS);
+  free(v);
+  return 0;
+}
