@@ -94,7 +94,41 @@ static void on_written_close(struct bufferevent *bev, void *arg) {
   conn_free(arg);
 }
 
-/* Sends a small error answer and closes once it is written. */
+/* Lingering close: input the client is still sending is read and dropped until it stops
+ * or LINGER seconds pass, so that closing with unread data does not make the kernel
+ * reset the connection and lose the answer (a 413 to a big upload). */
+#define LINGER 2
+
+static void on_linger_read(struct bufferevent *bev, void *arg) {
+  (void)arg;
+  struct evbuffer *in = bufferevent_get_input(bev);
+  evbuffer_drain(in, evbuffer_get_length(in));
+}
+
+static void on_linger_end(evutil_socket_t fd, short what, void *arg) {
+  (void)fd, (void)what;
+  conn_free(arg);
+}
+
+static void on_linger_event(struct bufferevent *bev, short what, void *arg) {
+  (void)bev, (void)what;
+  conn_free(arg); /* EOF or error: the client is done */
+}
+
+static void on_error_written(struct bufferevent *bev, void *arg) {
+  conn *c = arg;
+  shutdown(bufferevent_getfd(bev), SHUT_WR); /* the answer is complete: EOF after it */
+  evbuffer_drain(bufferevent_get_input(bev), evbuffer_get_length(bufferevent_get_input(bev)));
+  bufferevent_setcb(bev, on_linger_read, NULL, on_linger_event, c);
+  bufferevent_set_timeouts(bev, NULL, NULL);
+  bufferevent_enable(bev, EV_READ);
+  event_del(c->deadline);
+  event_assign(c->deadline, c->srv->loop->base, -1, 0, on_linger_end, c);
+  struct timeval tv = {LINGER, 0};
+  evtimer_add(c->deadline, &tv);
+}
+
+/* Sends a small error answer, then closes (lingering, see above). */
 static void send_error(conn *c, int status, const char *msg) {
   struct evbuffer *out = bufferevent_get_output(c->bev);
   evbuffer_add_printf(out,
@@ -103,7 +137,12 @@ static void send_error(conn *c, int status, const char *msg) {
                       status, reason(status), strlen(msg) + 12, msg);
   c->closing = 1;
   bufferevent_disable(c->bev, EV_READ);
-  bufferevent_setcb(c->bev, NULL, on_written_close, NULL, c);
+  bufferevent_setcb(c->bev, NULL, on_error_written, NULL, c);
+}
+
+static struct timeval seconds_tv(double s) {
+  struct timeval tv = {(time_t)s, (suseconds_t)((s - (double)(time_t)s) * 1e6)};
+  return tv;
 }
 
 /* --- http_parser callbacks (the parsing and limits are in reqparse.c) --- */
@@ -112,7 +151,7 @@ static int on_message_begin(http_parser *p) {
   conn *c = p->data;
   reqparse_begin(&c->rp);
   c->expect_continue = 0;
-  struct timeval tv = {(time_t)c->srv->header_timeout, 0};
+  struct timeval tv = seconds_tv(c->srv->header_timeout);
   evtimer_add(c->deadline, &tv);
   return 0;
 }
@@ -239,7 +278,7 @@ static void on_accept(struct evconnlistener *lis, evutil_socket_t fd, struct soc
   c->next = s->conns;
   if (s->conns) s->conns->prev = c;
   s->conns = c;
-  struct timeval idle = {(time_t)s->idle_timeout, 0};
+  struct timeval idle = seconds_tv(s->idle_timeout);
   bufferevent_set_timeouts(c->bev, &idle, NULL);
   bufferevent_setcb(c->bev, on_read, NULL, on_event, c);
   bufferevent_enable(c->bev, EV_READ | EV_WRITE);

@@ -291,6 +291,16 @@ describe("pacer.serve", function()
     assert.is_true(took >= 0.9 and took < 3.5, "took " .. took)
   end)
 
+  it("takes header_timeout as a duration string, to the millisecond", function()
+    local quick = pacer.serve{header_timeout = "400ms", routes = {["GET /a"] = function() return 200, "a" end}}
+    local t0 = pacer.now()
+    local out = raw_tcp(quick.port, "GET /a HTTP/1.1\r\nHost: x\r\n", 4)
+    local took = pacer.now() - t0
+    quick.close()
+    assert.are.equal(408, status_of(out))
+    assert.is_true(took >= 0.35 and took < 1.5, "took " .. took)
+  end)
+
   it("runs each request in its own task: 10 requests sleeping 0.2 s finish together", function()
     local list = {}
     for i = 1, 10 do list[i] = i end
