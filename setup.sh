@@ -8,10 +8,10 @@ set -eu
 cd "$(dirname "$0")"
 
 PACKAGES="build-essential cmake pkg-config ca-certificates liblua5.4-dev libcurl4-openssl-dev
-  lua-cjson libevent-dev libhttp-parser-dev libedit-dev libssl-dev libsqlite3-dev lua-busted nginx-light tmux"
+  lua-cjson libevent-dev libhttp-parser-dev libedit-dev libssl-dev libsqlite3-dev libhiredis-dev lua-busted nginx-light tmux"
 
 # the test suite also renders charts in a real browser
-[ "${1:-build}" = test ] && PACKAGES="$PACKAGES chromium"
+[ "${1:-build}" = test ] && PACKAGES="$PACKAGES chromium redis-server"
 
 missing=""
 for p in $PACKAGES; do

@@ -18,6 +18,7 @@ int luaopen_pacer_cache(lua_State *L);
 int luaopen_pacer_queue(lua_State *L);
 int luaopen_pacer_repl(lua_State *L);
 int luaopen_pacer_sqlite(lua_State *L);
+int luaopen_pacer_redis(lua_State *L);
 int luaopen_cjson(lua_State *L);
 
 /* package.searchers entry: $PACER_PATH first (development), then the embedded copy. */
@@ -144,6 +145,7 @@ static int pmain(lua_State *L) {
   preload(L, "pacer.c.queue", luaopen_pacer_queue);
   preload(L, "pacer.c.repl", luaopen_pacer_repl);
   preload(L, "pacer.c.sqlite", luaopen_pacer_sqlite);
+  preload(L, "pacer.c.redis", luaopen_pacer_redis);
   preload(L, "cjson", luaopen_cjson);
   install_searcher(L);
   publish_options(L, o);

@@ -23,6 +23,7 @@ local pacer = {
 }
 
 function pacer.limiter(o)
+  if type(o) == "table" and o.redis ~= nil then return require("pacer.redis").limiter(o) end
   local ok, lim = pcall(new_limiter, o)
   if not ok then opts.raise("%s", lim) end
   return lim

@@ -111,4 +111,37 @@ http {
   }
 end
 
+-- Starts Debian's redis-server on a free loopback port (no persistence). Returns
+-- {port=, url=, stop=, start=} (start() after stop() brings it back on the same port).
+function M.redis()
+  local port = M.free_port()
+  local dir = os.tmpname()
+  os.remove(dir)
+  os.execute("mkdir -p " .. dir)
+  local r = {port = port, url = "redis://127.0.0.1:" .. port}
+  function r.start()
+    assert(os.execute(string.format("redis-server --bind 127.0.0.1 --port %d --save '' --appendonly no "
+      .. "--daemonize yes --pidfile %s/redis.pid --dir %s --logfile %s/redis.log", port, dir, dir, dir)),
+      "redis-server did not start")
+    for _ = 1, 100 do -- until it answers PING
+      if os.execute(string.format("redis-cli -p %d ping >/dev/null 2>&1", port)) then return end
+      pacer.sleep(0.05)
+    end
+    error("redis-server did not answer on port " .. port)
+  end
+  function r.stop()
+    os.execute(string.format("redis-cli -p %d shutdown nosave >/dev/null 2>&1", port))
+    for _ = 1, 100 do
+      if not os.execute(string.format("redis-cli -p %d ping >/dev/null 2>&1", port)) then return end
+      pacer.sleep(0.05)
+    end
+  end
+  function r.cleanup()
+    r.stop()
+    os.execute("rm -rf " .. dir)
+  end
+  r.start()
+  return r
+end
+
 return M

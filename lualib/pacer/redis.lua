@@ -1,0 +1,171 @@
+-- pacer.redis: a GCRA limiter kept in Redis, so processes on several hosts share one
+-- quota: pacer.limiter{rate = "100/s", redis = "redis://127.0.0.1:6379", key = "audian"}.
+-- Each acquire reserves the next slot atomically in a Lua script (EVALSHA; loaded with
+-- SCRIPT LOAD, any Redis works, no module) timed by Redis's own clock, then sleeps until
+-- that slot locally. When Redis cannot be reached: on_redis_down = "wait" (default)
+-- retries with backoff until it is back; "local" paces with a local limiter at
+-- `local_share` of the rate meanwhile. Both log once per outage.
+local connect = require "pacer.c.redis"
+local corelib = require "pacer.c.corelib"
+local new_limiter = require "pacer.c.limiter"
+local task = require "pacer.c.task"
+local log = require "pacer.log"
+local opts = require "pacer.opts"
+
+local M = {}
+
+-- KEYS: one per rule; ARGV: interval_us, tolerance_us per rule. Returns the wait in us
+-- before the reserved slot (0: now).
+local SCRIPT = [[
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local wait = 0
+local tats = {}
+for i, key in ipairs(KEYS) do
+  local tat = tonumber(redis.call('GET', key) or '0')
+  if tat < now then tat = now end
+  tats[i] = tat
+  local w = tat - tonumber(ARGV[2 * i]) - now
+  if w > wait then wait = w end
+end
+for i, key in ipairs(KEYS) do
+  local at = now + wait
+  local tat = tats[i]
+  if tat < at then tat = at end
+  tat = tat + tonumber(ARGV[2 * i - 1])
+  redis.call('SET', key, string.format('%d', tat), 'PX', math.ceil((tat - now) / 1000) + 1000)
+end
+return wait
+]]
+
+function M.parse_url(u)
+  local host, port = tostring(u):match("^redis://([^:/]+):?(%d*)/?%d*$")
+  if not host then opts.raise("pacer.limiter: 'redis' must look like redis://HOST:PORT, got %q", tostring(u)) end
+  return host, tonumber(port) or 6379
+end
+
+local Limiter = {}
+Limiter.__index = Limiter
+
+local function rule_of(spec, burst)
+  local b = burst or 1
+  if type(spec) == "table" then spec, b = spec.rate, spec.burst or b end
+  local ok, per_s, count, period = pcall(corelib.parse_rate, spec)
+  if not ok then opts.raise("pacer.limiter: %s", per_s) end
+  local interval = math.ceil(period * 1e6 / count)
+  return {per_s = per_s, interval = interval, tolerance = (b - 1) * interval}
+end
+
+-- o: {rate= | rules=, burst=, redis=url, key=, on_redis_down="wait"|"local", local_share=}
+function M.limiter(o)
+  opts.check("pacer.limiter", o, {rate = "rate", rules = "table", burst = "integer", redis = "string",
+    key = "string", on_redis_down = "string", local_share = "number"})
+  if not o.key then opts.raise("pacer.limiter: a Redis limiter needs a 'key' naming the shared quota") end
+  local down = o.on_redis_down or "wait"
+  if down ~= "wait" and down ~= "local" then
+    opts.raise("pacer.limiter: on_redis_down must be \"wait\" or \"local\", got %q", down)
+  end
+  local self = setmetatable({key = o.key, down = down, waited = 0, granted = 0}, Limiter)
+  self.host, self.port = M.parse_url(o.redis)
+  self:set_rules(o.rules or {o.rate}, o.burst)
+  if down == "local" then
+    local share = o.local_share or 0.5
+    if not (share > 0 and share <= 1) then opts.raise("pacer.limiter: local_share must be in (0, 1], got %g", share) end
+    self.share = share
+  end
+  return self
+end
+
+function Limiter:set_rules(rules, burst)
+  if #rules == 0 then opts.raise("pacer.limiter: a 'rate' or 'rules' is required") end
+  self.rules, self.keys, self.argv = {}, {}, {}
+  for i, spec in ipairs(rules) do
+    local r = rule_of(spec, burst)
+    self.rules[i] = r
+    self.keys[i] = "pacer:gcra:" .. self.key .. ":" .. i
+    self.argv[2 * i - 1], self.argv[2 * i] = r.interval, r.tolerance
+  end
+  self.burst = burst
+  self.fallback = nil
+end
+
+function Limiter:set_rate(rate, burst) self:set_rules(type(rate) == "table" and rate or {rate}, burst or self.burst) end
+
+-- The connection, made (again) on demand.
+function Limiter:conn()
+  if not (self.c and self.c:alive()) then
+    self.c = connect(self.host, self.port)
+    self.sha = nil
+  end
+  return self.c
+end
+
+-- One reservation: the wait in seconds, or nil, error.
+function Limiter:reserve()
+  local c = self:conn()
+  if not self.sha then
+    local sha, err = c:call("SCRIPT", "LOAD", SCRIPT)
+    if not sha then return nil, err end
+    self.sha = sha
+  end
+  local args = {"EVALSHA", self.sha, #self.keys}
+  for _, k in ipairs(self.keys) do args[#args + 1] = k end
+  for _, a in ipairs(self.argv) do args[#args + 1] = a end
+  local us, err = c:call(table.unpack(args))
+  if not us and err and err:find("NOSCRIPT", 1, true) then -- Redis restarted: load again
+    self.sha = nil
+    return self:reserve()
+  end
+  if not us then return nil, err end
+  return us / 1e6
+end
+
+function Limiter:local_limiter()
+  if not self.fallback then
+    local rules = {}
+    for i, r in ipairs(self.rules) do rules[i] = {rate = r.per_s * self.share, burst = 1} end
+    self.fallback = new_limiter{rules = rules}
+  end
+  return self.fallback
+end
+
+-- lim:acquire() -> seconds waited
+function Limiter:acquire()
+  local t0 = task.now()
+  local backoff, warned = 0.05, false
+  for _ = 1, math.huge do
+    local call_start = task.now()
+    local wait, err = self:reserve()
+    if wait then
+      if warned then log.warn("redis %s:%d is back for limiter '%s'", self.host, self.port, self.key) end
+      local left = wait - (task.now() - call_start) -- the slot was timed when Redis answered
+      if left > 0 then task.sleep(left) end
+      self.granted = self.granted + 1
+      local w = task.now() - t0
+      self.waited = self.waited + w
+      return w
+    end
+    if not warned then
+      log.warn("redis %s:%d unreachable for limiter '%s' (%s): %s", self.host, self.port, self.key, err,
+        self.down == "local" and string.format("pacing locally at %g of the rate", self.share) or "waiting for it")
+      warned = true
+    end
+    self.c = nil
+    if self.down == "local" then
+      self:local_limiter():acquire()
+      self.granted = self.granted + 1
+      return task.now() - t0
+    end
+    task.sleep(backoff)
+    backoff = math.min(backoff * 2, 2)
+  end
+end
+
+
+function Limiter:state()
+  local rate = math.huge
+  for _, r in ipairs(self.rules) do rate = math.min(rate, r.per_s) end
+  return {rate = rate, waited = self.waited, granted = self.granted, shared = true}
+end
+
+return M

@@ -1,0 +1,120 @@
+-- A limiter shared through a real redis-server (Debian's, on a loopback port): pacing,
+-- several processes on one quota, Redis restarted mid-run, Redis unreachable.
+local H = dofile("spec/support/helpers.lua")
+
+local function message(fn)
+  local ok, err = pcall(fn)
+  assert.is_false(ok, "expected an error")
+  return (tostring(err):gsub("^[^\n]-:%d+: ", ""))
+end
+
+describe("pacer.limiter{redis = ...}", function()
+  local redis
+  setup(function() redis = H.redis() end)
+  teardown(function() redis.cleanup() end)
+
+  it("paces like a local limiter: 21 acquires at 20/s take about a second", function()
+    local lim = pacer.limiter{rate = "20/s", redis = redis.url, key = "pace-" .. math.random(1e9)}
+    local t0 = pacer.now()
+    for _ = 1, 21 do lim:acquire() end
+    local took = pacer.now() - t0
+    assert.is_true(took >= 0.95 and took < 1.6, "took " .. took)
+    assert.are.equal(20, lim:state().rate)
+    assert.is_true(lim:state().shared)
+  end)
+
+  it("shares one quota between 4 processes: no 429 from a mock at that rate, every item once", function()
+    local port = H.free_port()
+    local pidfile = os.tmpname()
+    os.execute(string.format("sh -c '%s mock --port %d --rate 100/s >/dev/null 2>&1 & echo $! > %s'", H.PACER, port,
+      pidfile))
+    local api = "http://127.0.0.1:" .. port
+    for _ = 1, 100 do
+      if pacer.request{url = api .. "/v2/billing/usage", retry = false, timeout = 1} then break end
+      pacer.sleep(0.05)
+    end
+    local key = "shared-" .. math.random(1e9)
+    local worker = H.script(string.format([[
+local id = tonumber(arg[1])
+local lim = pacer.limiter{rate = "100/s", redis = %q, key = %q}
+local api = pacer.client{base_url = %q, limiter = lim, retry = false}
+local items = {}
+for i = 1, 100 do items[i] = string.format("+1555%%03d%%04d", id, i) end
+local bad = 0
+pacer.each(items, function(to)
+  local res = api:post("/v2/sms/send", {json = {to = to, message = "hi"}})
+  if not res or res.status ~= 200 then bad = bad + 1 end
+end, {concurrency = 4})
+print("bad " .. bad)
+]], redis.url, key, api))
+    local t0 = pacer.now()
+    local outs = {}
+    for p = 1, 4 do outs[p] = os.tmpname() end
+    local cmds = {}
+    for p = 1, 4 do cmds[p] = string.format("%s -q %s %d > %s 2>&1 &", H.PACER, worker, p, outs[p]) end
+    os.execute("(" .. table.concat(cmds, " ") .. " wait)")
+    local took = pacer.now() - t0
+    local rec = assert(pacer.request{url = api .. "/_mock/requests", retry = false}):json()
+    os.execute("kill $(cat " .. pidfile .. ") 2>/dev/null")
+    local throttled, accepted, twice = 0, {}, 0
+    for _, r in ipairs(rec) do
+      if r.status == 429 then throttled = throttled + 1 end
+      if r.path == "/v2/sms/send" and r.status == 200 then
+        local to = pacer.json.decode(r.body).to
+        if accepted[to] then twice = twice + 1 end
+        accepted[to] = true
+      end
+    end
+    local n = 0
+    for _ in pairs(accepted) do n = n + 1 end
+    for p = 1, 4 do
+      assert.are.equal("bad 0\n", H.read_file(outs[p]))
+      os.remove(outs[p])
+    end
+    os.remove(worker) os.remove(pidfile)
+    assert.are.equal(0, throttled)
+    assert.are.equal(400, n)
+    assert.are.equal(0, twice)
+    -- 400 at a shared 100/s: about 4 s (each process alone would take 1 s)
+    assert.is_true(took >= 3.5 and took < 8, "took " .. took)
+  end)
+
+  it("waits out a Redis restart and goes on (on_redis_down = 'wait')", function()
+    local lim = pacer.limiter{rate = "50/s", redis = redis.url, key = "restart-" .. math.random(1e9)}
+    local done = 0
+    local t = pacer.spawn(function()
+      for _ = 1, 60 do
+        lim:acquire()
+        done = done + 1
+      end
+    end)
+    pacer.sleep(0.3)
+    redis.stop()
+    pacer.sleep(0.5)
+    local during = done
+    redis.start()
+    assert.is_true((t:wait()))
+    assert.are.equal(60, done)
+    assert.is_true(during < 60)
+  end)
+
+  it("paces locally at its share while Redis is unreachable (on_redis_down = 'local')", function()
+    local lim = pacer.limiter{rate = "40/s", redis = "redis://127.0.0.1:" .. H.free_port(), key = "k",
+      on_redis_down = "local", local_share = 0.5}
+    local t0 = pacer.now()
+    for _ = 1, 11 do lim:acquire() end
+    local took = pacer.now() - t0
+    assert.is_true(took >= 0.45 and took < 1.5, "11 at 20/s (half of 40/s) took " .. took)
+  end)
+
+  it("refuses bad options by name", function()
+    assert.are.equal("pacer.limiter: a Redis limiter needs a 'key' naming the shared quota",
+      message(function() pacer.limiter{rate = 1, redis = redis.url} end))
+    assert.are.equal('pacer.limiter: \'redis\' must look like redis://HOST:PORT, got "http://x"',
+      message(function() pacer.limiter{rate = 1, redis = "http://x", key = "k"} end))
+    assert.are.equal('pacer.limiter: on_redis_down must be "wait" or "local", got "panic"',
+      message(function() pacer.limiter{rate = 1, redis = redis.url, key = "k", on_redis_down = "panic"} end))
+    assert.are.equal("pacer.limiter: invalid rate 'abc': expected N/s, N/min, N/h, N/day, N/<duration> or a number",
+      message(function() pacer.limiter{rate = "abc", redis = redis.url, key = "k"} end))
+  end)
+end)
