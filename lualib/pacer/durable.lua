@@ -59,11 +59,14 @@ end
 -- Leases the next item: item, priority, job | nil when there is none now.
 function Queue:try_pop()
   for _ = 1, 100 do -- another process may take the row between our SELECT and UPDATE
-    -- ready items, or leases past their time (a worker that hangs or vanished unseen)
+    -- ready items (one index lookup), else leases past their time (a worker that hangs
+    -- or vanished unseen)
     local now = task.wall()
     local row = self.db:exec([[SELECT id, payload, priority, attempts, idem, state, updated FROM pacer_queue
-      WHERE queue = ? AND (state = 'ready' OR (state = 'leased' AND updated < ?))
-      ORDER BY priority, id LIMIT 1]], self.name, now - self.lease)[1]
+      WHERE queue = ? AND state = 'ready' ORDER BY priority, id LIMIT 1]], self.name)[1]
+      or self.db:exec([[SELECT id, payload, priority, attempts, idem, state, updated FROM pacer_queue
+      WHERE queue = ? AND state = 'leased' AND updated < ? ORDER BY priority, id LIMIT 1]], self.name,
+      now - self.lease)[1]
     if not row then return nil end
     self.db:exec("UPDATE pacer_queue SET state = 'leased', owner = ?, attempts = attempts + 1, updated = ? "
       .. "WHERE id = ? AND state = ? AND updated = ?", self.pid, now, row.id, row.state, row.updated)
