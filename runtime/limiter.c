@@ -277,6 +277,36 @@ static int lim_state(lua_State *L) {
   return 1;
 }
 
+/* lim:debts() -> {seconds...}: per rule, how far its schedule runs ahead of now (<= 0:
+ * nothing owed). With lim:restore(debts) a limiter picks up where another left off. */
+static int lim_debts(lua_State *L) {
+  limiter *lim = checklimiter(L, 1);
+  int64_t now = loop_now_ns();
+  lua_createtable(L, lim->nrules, 0);
+  for (int i = 0; i < lim->nrules; i++) {
+    int64_t d = lim->rules[i].tat - now;
+    lua_pushnumber(L, d < -(int64_t)1e18 ? -1e9 : (double)d / 1e9);
+    lua_rawseti(L, -2, i + 1);
+  }
+  return 1;
+}
+
+/* lim:restore({seconds...}): takes on debts still owed (never forgives its own). */
+static int lim_restore(lua_State *L) {
+  limiter *lim = checklimiter(L, 1);
+  luaL_checktype(L, 2, LUA_TTABLE);
+  int64_t now = loop_now_ns();
+  for (int i = 0; i < lim->nrules; i++) {
+    lua_rawgeti(L, 2, i + 1);
+    double d = lua_tonumber(L, -1);
+    lua_pop(L, 1);
+    if (!(d > 0) || d > 1e9) continue;
+    int64_t tat = now + (int64_t)(d * 1e9);
+    if (tat > lim->rules[i].tat) lim->rules[i].tat = tat;
+  }
+  return 0;
+}
+
 static int lim_gc(lua_State *L) {
   limiter *lim = checklimiter(L, 1);
   if (lim->timer) event_free(lim->timer);
@@ -301,6 +331,8 @@ int luaopen_pacer_limiter(lua_State *L) {
                                      {"try_acquire", lim_try_acquire},
                                      {"set_rate", lim_set_rate},
                                      {"state", lim_state},
+                                     {"debts", lim_debts},
+                                     {"restore", lim_restore},
                                      {NULL, NULL}};
   static const luaL_Reg meta[] = {{"__gc", lim_gc}, {"__tostring", lim_tostring}, {NULL, NULL}};
   luaL_newmetatable(L, PACER_LIMITER);

@@ -377,7 +377,7 @@ describe("pacer.client", function()
   it("raises on an unknown client option", function()
     assert.are.equal("pacer.client: unknown option 'bse_url' (known: adaptive, alerts, base_url, breaker, burst, "
       .. "cache, concurrency, connect_timeout, follow, groups, headers, idempotency, key_header, key_prefix, keys, "
-      .. "limiter, max_body, name, rate, retry, rules, target, timeout, verify, window)",
+      .. "limiter, max_body, name, rate, retry, rules, state, target, timeout, verify, window)",
       message(function() return pacer.client{bse_url = srv.url} end))
   end)
 

@@ -27,7 +27,7 @@ local SPEC = {
   follow = {"boolean", "integer"}, verify = "boolean", max_body = "integer", name = "string",
   cache = {"table", "boolean"}, adaptive = "boolean", target = "number", keys = "table",
   key_header = "string", key_prefix = "string", groups = "table", alerts = "table",
-  breaker = {"table", "boolean"}, window = "string",
+  breaker = {"table", "boolean"}, window = "string", state = "string",
 }
 
 local REQ_SPEC = {
@@ -86,6 +86,12 @@ function M.new(o)
     self.limiter = o.limiter
   elseif o.rate or o.rules then
     self.limiter = limiter_or_raise{rate = o.rate, rules = o.rules, burst = o.burst}
+    if o.state then -- the schedule outlives the process (keyed by the client's name)
+      self.limiter = require("pacer.state").wrap(self.limiter, o.state, self.name)
+    end
+  end
+  if o.state and not (o.rate or o.rules) then
+    opts.raise("pacer.client: 'state' keeps the schedule of a declared 'rate' or 'rules'")
   end
   if self.limiter and self.limiter.state and not o.keys then
     table.insert(stats.run.rates, self.limiter:state().rate)

@@ -24,8 +24,16 @@ local pacer = {
 
 function pacer.limiter(o)
   if type(o) == "table" and o.redis ~= nil then return require("pacer.redis").limiter(o) end
+  local state, key
+  if type(o) == "table" and o.state ~= nil then -- state = "pacer.db", key = "name"
+    state, key = o.state, o.key
+    if type(state) ~= "string" then opts.raise("pacer.limiter: option 'state' must be a file name, got %s", type(state)) end
+    if type(key) ~= "string" then opts.raise("pacer.limiter: a persisted limiter needs a 'key' naming it") end
+    o = {rate = o.rate, rules = o.rules, burst = o.burst}
+  end
   local ok, lim = pcall(new_limiter, o)
   if not ok then opts.raise("%s", lim) end
+  if state then return require("pacer.state").wrap(lim, state, key) end
   return lim
 end
 

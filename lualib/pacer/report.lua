@@ -60,6 +60,7 @@ local function line(s)
 end
 
 function M.at_exit(how)
+  if package.loaded["pacer.state"] then package.loaded["pacer.state"].save_all() end
   local s = M.summary(how)
   if options.stats then
     local f, err = io.open(options.stats, "w")
