@@ -45,7 +45,7 @@ local REQUEST_KNOWN = "body, connect_timeout, follow, form, headers, idempotency
   .. "method, query, retry, timeout, url, verify"
 local CLIENT_KNOWN = "adaptive, alerts, base_url, breaker, burst, cache, concurrency, connect_timeout, follow, "
   .. "groups, headers, idempotency, key_header, key_prefix, keys, limiter, max_body, name, rate, retry, rules, "
-  .. "target, timeout, verify, window"
+  .. "state, target, timeout, verify, window"
 local RATE_FORMS = "expected N/s, N/min, N/h, N/day, N/<duration> or a number"
 local DURATION_FORMS = "expected a duration like 250ms, 30s, 5m, 1h or a number of seconds"
 
