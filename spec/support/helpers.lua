@@ -43,6 +43,27 @@ function M.run_pacer(args, opts)
   return r
 end
 
+-- Runs a shell command in the background (servers under test live in this process, so
+-- a blocking os.execute would stall them) and waits, yielding, until it ends or `limit`
+-- seconds pass. Returns stdout and the exit code (nil when it did not finish in time).
+function M.sh(cmd, limit)
+  local dir = os.tmpname()
+  os.remove(dir)
+  os.execute("mkdir -p " .. dir)
+  os.execute(string.format("( (%s) >%s/out 2>%s/err; echo $? >%s/rc.tmp; mv %s/rc.tmp %s/rc ) </dev/null >/dev/null 2>&1 &",
+    cmd, dir, dir, dir, dir, dir))
+  local deadline = pacer.now() + (limit or 5)
+  local rc
+  while pacer.now() < deadline do
+    rc = read_file(dir .. "/rc")
+    if rc then break end
+    pacer.sleep(0.02)
+  end
+  local out = read_file(dir .. "/out") or ""
+  os.execute("rm -rf " .. dir)
+  return out, rc and tonumber(rc:match("%d+"))
+end
+
 -- Writes `code` to a temporary .lua file and returns its path.
 function M.script(code)
   local path = os.tmpname() .. ".lua"
