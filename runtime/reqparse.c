@@ -41,7 +41,7 @@ static int too_big_headers(reqparse *r, size_t add) {
 
 void reqparse_begin(reqparse *r) {
   r->url.len = r->hdrs.len = r->body.len = 0;
-  r->in_value = r->nheaders = 0;
+  r->in_value = r->nheaders = r->in_body = 0;
   r->header_bytes = 0;
 }
 
@@ -49,8 +49,16 @@ int reqparse_url(reqparse *r, const char *at, size_t n) {
   return too_big_headers(r, n) || rp_buf_add(&r->url, at, n);
 }
 
+/* A NUL in a header would split the name\0value\0 buffer: such a request is malformed. */
+static int has_nul(reqparse *r, const char *at, size_t n) {
+  if (!memchr(at, 0, n)) return 0;
+  r->error_status = 400;
+  return 1;
+}
+
 int reqparse_header_field(reqparse *r, const char *at, size_t n) {
-  if (too_big_headers(r, n)) return 1;
+  if (r->in_body) return 0; /* trailers of a chunked body: dropped, never stored */
+  if (too_big_headers(r, n) || has_nul(r, at, n)) return 1;
   if (r->in_value || r->nheaders == 0) { /* a new header starts */
     if (r->nheaders > 0 && rp_buf_add(&r->hdrs, "", 1)) return 1; /* end the previous value */
     if (++r->nheaders > r->max_headers) {
@@ -63,7 +71,8 @@ int reqparse_header_field(reqparse *r, const char *at, size_t n) {
 }
 
 int reqparse_header_value(reqparse *r, const char *at, size_t n) {
-  if (too_big_headers(r, n)) return 1;
+  if (r->in_body) return 0;
+  if (too_big_headers(r, n) || has_nul(r, at, n)) return 1;
   if (!r->in_value) {
     if (rp_buf_add(&r->hdrs, "", 1)) return 1; /* end the name */
     r->in_value = 1;
@@ -72,7 +81,11 @@ int reqparse_header_value(reqparse *r, const char *at, size_t n) {
 }
 
 int reqparse_headers_end(reqparse *r) {
-  return r->nheaders > 0 && rp_buf_add(&r->hdrs, "", 1);
+  r->in_body = 1;
+  if (r->nheaders == 0) return 0;
+  /* end the last value; a last name with no value (http_parser calls nothing for an
+   * empty one) gets its end and an empty value, so the buffer always holds pairs */
+  return r->in_value ? rp_buf_add(&r->hdrs, "", 1) : rp_buf_add(&r->hdrs, "\0", 2);
 }
 
 int reqparse_body_too_large(reqparse *r, const http_parser *p) {
@@ -93,10 +106,13 @@ int reqparse_body(reqparse *r, const char *at, size_t n) {
 
 int reqparse_header(const reqparse *r, size_t *pos, const char **name, const char **value) {
   if (!r->hdrs.p || *pos >= r->hdrs.len) return 0;
-  const char *h = r->hdrs.p + *pos;
-  const char *v = h + strlen(h) + 1;
+  const char *end = r->hdrs.p + r->hdrs.len, *h = r->hdrs.p + *pos;
+  const char *hz = memchr(h, 0, (size_t)(end - h)); /* bounded: never past the buffer */
+  if (!hz || hz + 1 >= end) return 0;
+  const char *v = hz + 1, *vz = memchr(v, 0, (size_t)(end - v));
+  if (!vz) return 0;
   *name = h;
   *value = v;
-  *pos = (size_t)(v + strlen(v) + 1 - r->hdrs.p);
+  *pos = (size_t)(vz + 1 - r->hdrs.p);
   return 1;
 }

@@ -15,6 +15,7 @@ typedef struct rp_buf {
 typedef struct reqparse {
   rp_buf url, hdrs, body; /* hdrs: name\0value\0 pairs */
   int in_value, nheaders;
+  int in_body; /* headers done: later field callbacks are chunked trailers, dropped */
   int error_status;       /* 413 or 431 when a limit stopped the parse, else 0 */
   size_t header_bytes;    /* URL + header names and values so far */
   size_t max_body, max_header_bytes;

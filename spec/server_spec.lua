@@ -273,6 +273,18 @@ describe("pacer.serve", function()
     assert.is_true(took >= 0.9 and took < 3.5, "took " .. took)
   end)
 
+  it("answers 400 to a NUL byte in a header (found by fuzzing)", function()
+    local out = raw_tcp(srv.port, "GET /a HTTP/1.1\r\nHost: x\0y\r\n\r\n")
+    assert.are.equal(400, status_of(out))
+  end)
+
+  it("drops the trailers of a chunked body instead of taking them as headers (found by fuzzing)", function()
+    local out = raw_tcp(srv.port, "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+      .. "Connection: close\r\n\r\n2\r\n{}\r\n0\r\nX-Trailer: t\r\n\r\n")
+    assert.are.equal(200, status_of(out))
+    assert.matches('"raw":"{}"', out, 1, true)
+  end)
+
   it("takes header_timeout as a duration string, to the millisecond", function()
     local quick = pacer.serve{header_timeout = "400ms", routes = {["GET /a"] = function() return 200, "a" end}}
     local t0 = pacer.now()
