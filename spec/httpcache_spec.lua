@@ -351,7 +351,7 @@ describe("pacer.client cache", function()
   end)
 
   it("refuses bad cache options", function()
-    assert.are.equal("pacer.client.cache: unknown option 'tll' (known: keep, max_bytes, max_entries, paths, ttl, vary)",
+    assert.are.equal("pacer.client.cache: unknown option 'tll' (known: keep, max_bytes, max_entries, paths, store, ttl, vary)",
       message(function() return client{tll = 5} end))
     assert.are.equal("pacer.client.cache: option 'paths' must be a table, got string",
       message(function() return client{paths = "/templates"} end))
@@ -395,5 +395,32 @@ describe("pacer.client cache regressions", function()
     local api = pacer.client{base_url = srv.url, cache = true}
     api:post("/p", {body = "x"})
     assert.are.equal(0, api:stats().cache_misses)
+  end)
+end)
+
+describe("pacer.client cache kept in SQLite", function()
+  it("answers the next run from disk, and revalidates there when it is stale", function()
+    local H = dofile("spec/support/helpers.lua")
+    local db = os.tmpname() .. ".db"
+    local port = H.free_port()
+    local script = H.script(string.format([[
+local hits = 0
+local srv = pacer.serve{port = %d, routes = {["GET /t"] = function(req)
+  hits = hits + 1
+  if req.headers["if-none-match"] == '"v1"' then return 304, "", {ETag = '"v1"'} end
+  return 200, "template body", {ETag = '"v1"', ["Cache-Control"] = "max-age=" .. arg[1]}
+end}}
+local api = pacer.client{base_url = srv.url, cache = {store = %q}}
+local r = api:get("/t")
+print(r.status, tostring(r.cached), tostring(r.revalidated), r.body, hits)
+srv.close()
+]], port, db))
+    local function run(max_age) return H.run_pacer({"-q", script, tostring(max_age)}).stdout end
+    assert.are.equal("200\tnil\tnil\ttemplate body\t1\n", run(1))
+    assert.are.equal("200\ttrue\tnil\ttemplate body\t0\n", run(1)) -- from disk, no request
+    pacer.sleep(1.2)
+    assert.are.equal("200\ttrue\ttrue\ttemplate body\t1\n", run(1)) -- stale: a 304, no body
+    os.remove(script)
+    os.execute("rm -f " .. db .. "*")
   end)
 end)

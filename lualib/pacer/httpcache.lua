@@ -3,6 +3,8 @@
 -- path prefix) otherwise; expired entries with an ETag or Last-Modified are revalidated
 -- with If-None-Match / If-Modified-Since, and a 304 refreshes them without a body.
 local cache = require "pacer.cache"
+local cjson = require "cjson"
+local task = require "pacer.c.task"
 local corelib = require "pacer.c.corelib"
 local opts = require "pacer.opts"
 local response = require "pacer.response"
@@ -13,7 +15,7 @@ local HttpCache = {}
 HttpCache.__index = HttpCache
 
 local SPEC = {ttl = "duration", max_entries = "integer", max_bytes = "integer", paths = "table",
-  vary = "table", keep = "duration"}
+  vary = "table", keep = "duration", store = "string"}
 
 -- {ttl = "30m", paths = {["/templates"] = "24h"}, vary = {"Accept"}, keep = "1h"}
 function M.new(o)
@@ -28,9 +30,41 @@ function M.new(o)
   table.sort(self.paths, function(a, b) return #a[1] > #b[1] end) -- longest prefix first
   self.vary = o.vary or {}
   -- expired entries are kept this long for revalidation
+  self.keep = opts.duration("pacer.client.cache", "keep", o.keep or 3600)
   self.store = cache.new{max_entries = o.max_entries or 10000, max_bytes = o.max_bytes,
-    stale_while_revalidate = o.keep or 3600}
+    stale_while_revalidate = self.keep}
+  if o.store then -- entries also kept in SQLite, for the next run
+    local ok, db = pcall(require("pacer.c.sqlite"), o.store)
+    if not ok then opts.raise("pacer.client.cache: %s", db) end
+    db:exec([[CREATE TABLE IF NOT EXISTS pacer_http_cache (key TEXT PRIMARY KEY, entry TEXT NOT NULL,
+      fresh_until REAL NOT NULL, reclaim_at REAL NOT NULL)]])
+    db:exec("DELETE FROM pacer_http_cache WHERE reclaim_at < ?", task.wall())
+    self.disk = db
+  end
   return self
+end
+
+-- Memory first; on a miss, the SQLite copy (if any) comes back into memory.
+function HttpCache:lookup(key)
+  local e, freshness = self.store:lookup(key)
+  if e or not self.disk then return e, freshness end
+  local row = self.disk:exec("SELECT entry, fresh_until, reclaim_at FROM pacer_http_cache WHERE key = ?", key)[1]
+  local now = task.wall()
+  if not row or row.reclaim_at <= now then return nil end
+  e = cjson.decode(row.entry)
+  e.status, e.size = math.tointeger(e.status), math.tointeger(e.size) -- JSON numbers come back as floats
+  local ttl = row.fresh_until - now
+  self.store:set(key, e, ttl > 0 and ttl or 1e-9, row.reclaim_at - math.max(row.fresh_until, now), e.size)
+  return e, ttl > 0 and "fresh" or "stale"
+end
+
+function HttpCache:put(key, e, ttl)
+  self.store:set(key, e, ttl, nil, e.size)
+  if self.disk then
+    local now = task.wall()
+    self.disk:exec("INSERT OR REPLACE INTO pacer_http_cache (key, entry, fresh_until, reclaim_at) VALUES (?, ?, ?, ?)",
+      key, cjson.encode(e), now + ttl, now + ttl + self.keep)
+  end
 end
 
 function HttpCache:key(r)
@@ -56,7 +90,7 @@ end
 -- were added to r's headers (revalidate), or nothing.
 function HttpCache:before(r)
   if r.method ~= "GET" then return nil end
-  local e, freshness = self.store:lookup(self:key(r))
+  local e, freshness = self:lookup(self:key(r))
   if not e then return nil end
   if freshness == "fresh" then return e, true end
   if e.etag then r.conditional = {["If-None-Match"] = e.etag} end
@@ -76,7 +110,7 @@ function HttpCache:after(r, path, res, entry)
     -- a 304 updates the stored headers; what it does not repeat (no-cache, max-age) stays
     for k, v in pairs(res.headers) do entry.headers[k] = v end
     local ttl = self:ttl_for(path, {headers = response.headers(entry.headers)}) or 0
-    self.store:set(key, entry, ttl == 0 and 1e-9 or ttl, nil, entry.size)
+    self:put(key, entry, ttl == 0 and 1e-9 or ttl)
     return entry
   end
   if res.status ~= 200 then return nil end
@@ -88,8 +122,8 @@ function HttpCache:after(r, path, res, entry)
   for k, v in pairs(res.headers) do headers[k] = v end
   local size = #res.body
   for k, v in pairs(headers) do size = size + #k + #v end
-  self.store:set(key, {status = res.status, headers = headers, body = res.body, etag = etag,
-    last_modified = lm, size = size}, ttl == 0 and 1e-9 or ttl, nil, size)
+  self:put(key, {status = res.status, headers = headers, body = res.body, etag = etag,
+    last_modified = lm, size = size}, ttl == 0 and 1e-9 or ttl)
   return nil
 end
 
