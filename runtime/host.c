@@ -14,6 +14,8 @@
 int luaopen_pacer_limiter(lua_State *L);
 int luaopen_pacer_server(lua_State *L);
 int luaopen_pacer_corelib(lua_State *L);
+int luaopen_pacer_crypto(lua_State *L);
+int luaopen_pacer_proc(lua_State *L);
 int luaopen_pacer_cache(lua_State *L);
 int luaopen_pacer_queue(lua_State *L);
 int luaopen_pacer_repl(lua_State *L);
@@ -141,6 +143,8 @@ static int pmain(lua_State *L) {
   preload(L, "pacer.c.limiter", luaopen_pacer_limiter);
   preload(L, "pacer.c.server", luaopen_pacer_server);
   preload(L, "pacer.c.corelib", luaopen_pacer_corelib);
+  preload(L, "pacer.c.crypto", luaopen_pacer_crypto);
+  preload(L, "pacer.c.proc", luaopen_pacer_proc);
   preload(L, "pacer.c.cache", luaopen_pacer_cache);
   preload(L, "pacer.c.queue", luaopen_pacer_queue);
   preload(L, "pacer.c.repl", luaopen_pacer_repl);

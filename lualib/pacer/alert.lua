@@ -5,7 +5,7 @@
 -- "key_retired". Actions: a function, "log", {webhook = url} (a JSON POST with a
 -- Slack-style `text`), {exec = argv}. An action runs in its own task; if it fails the
 -- failure is logged and the job goes on.
-local corelib = require "pacer.c.corelib"
+local proc = require "pacer.c.proc"
 local task = require "pacer.c.task"
 local log = require "pacer.log"
 local opts = require "pacer.opts"
@@ -42,11 +42,11 @@ local function run(action, info)
         if res.status >= 300 then error("webhook answered HTTP " .. res.status, 0) end
       elseif action.exec then
         -- started, not waited for in a blocking call: the loop goes on meanwhile
-        local pid, e = corelib.spawn(action.exec, {PACER_ALERT = info.message})
+        local pid, e = proc.spawn(action.exec, {PACER_ALERT = info.message})
         if not pid then error(e, 0) end
         local code
         for _ = 1, 6000 do -- polled every 50 ms, for at most 5 minutes
-          code = corelib.waitpid(pid)
+          code = proc.waitpid(pid)
           if code then break end
           task.sleep(0.05)
         end
@@ -71,7 +71,7 @@ end
 
 function M.exhaustion(o)
   opts.check("pacer.alert.exhaustion", o, {within = "duration", action = "any"})
-  return setmetatable({kind = "exhaustion", within = corelib.parse_duration(o.within or 600), armed = true,
+  return setmetatable({kind = "exhaustion", within = opts.duration("pacer.alert.exhaustion", "within", o.within or 600), armed = true,
     action = check_action("pacer.alert.exhaustion", o.action)}, Alert)
 end
 
@@ -81,7 +81,7 @@ function M.on(event, action, o)
       tostring(event))
   end
   o = opts.check("pacer.alert.on", o or {}, {cooldown = "duration"})
-  return setmetatable({kind = "event", on = event, cooldown = corelib.parse_duration(o.cooldown or 0),
+  return setmetatable({kind = "event", on = event, cooldown = opts.duration("pacer.alert.on", "cooldown", o.cooldown or 0),
     last = -math.huge, action = check_action("pacer.alert.on", action)}, Alert)
 end
 

@@ -4,8 +4,9 @@
 -- process died (kill -9, power cut) goes back to the queue when the file is next
 -- opened. Every item carries an idempotency key made at push, the same on every
 -- attempt and after a restart: send it as Idempotency-Key and a resend is harmless.
+local crypto = require "pacer.c.crypto"
+local proc = require "pacer.c.proc"
 local cjson = require "cjson"
-local corelib = require "pacer.c.corelib"
 local open = require "pacer.c.sqlite"
 local task = require "pacer.c.task"
 local opts = require "pacer.opts"
@@ -31,11 +32,11 @@ function M.new(o)
   local self = setmetatable({db = db, name = o.name or "default", max_attempts = o.max_attempts or 3,
     poll = opts.duration("pacer.queue", "poll", o.poll or 0.25),
     lease = opts.duration("pacer.queue", "lease", o.lease or 300),
-    pid = corelib.pid(), waiting = {}, closed = false}, Queue)
+    pid = proc.pid(), waiting = {}, closed = false}, Queue)
   -- leases held by processes that are gone go back to the queue
   for _, row in ipairs(db:exec("SELECT DISTINCT owner FROM pacer_queue WHERE queue = ? AND state = 'leased'",
       self.name)) do
-    if row.owner == self.pid or not corelib.pid_alive(row.owner) then
+    if row.owner == self.pid or not proc.pid_alive(row.owner) then
       db:exec("UPDATE pacer_queue SET state = 'ready', owner = NULL WHERE queue = ? AND state = 'leased' AND owner = ?",
         self.name, row.owner)
     end
@@ -50,7 +51,7 @@ function Queue:push(item, priority)
   local okj, payload = pcall(cjson.encode, item)
   if not okj then opts.raise("queue:push: a durable queue stores JSON: %s", payload) end
   self.db:exec("INSERT INTO pacer_queue (queue, priority, payload, idem, updated) VALUES (?, ?, ?, ?, ?)",
-    self.name, priority or 5, payload, corelib.random_hex(16), task.wall())
+    self.name, priority or 5, payload, crypto.random_hex(16), task.wall())
   local t = table.remove(self.waiting, 1)
   if t then task.wake(t) end
   return true

@@ -1,7 +1,7 @@
 -- pacer.progress: one live status line on stderr for long jobs (at most 10 redraws a
 -- second), or a plain line every 5 s with --progress=plain; silent when stderr is not a
 -- terminal, with --progress=off, or -q.
-local corelib = require "pacer.c.corelib"
+local proc = require "pacer.c.proc"
 local http = require "pacer.c.http"
 local options = require "pacer.options"
 local stats = require "pacer.stats"
@@ -15,7 +15,7 @@ Bar.__index = Bar
 local function mode()
   if (options.verbosity or 0) < 0 or options.progress == "off" then return "off" end
   if options.progress == "plain" then return "plain" end
-  return corelib.isatty(2) and "live" or "off"
+  return proc.isatty(2) and "live" or "off"
 end
 
 local function fmt_eta(s)

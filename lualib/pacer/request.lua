@@ -1,6 +1,7 @@
 -- pacer.request: one logical request: build it, then attempt, pace, retry until it
 -- succeeds, fails for good, or the policy gives up. Clients call send() with their
 -- limiter, semaphore and stats.
+local crypto = require "pacer.c.crypto"
 local cjson = require "cjson"
 local errors = require "pacer.errors"
 local corelib = require "pacer.c.corelib"
@@ -80,7 +81,7 @@ function M.prepare(where, o, base)
   end
   if o.idempotency_key then add("Idempotency-Key", o.idempotency_key) end
   if base.idempotency and not SAFE[r.method] and not hdr["idempotency-key"] then
-    add("Idempotency-Key", corelib.random_hex(16)) -- one per logical request, kept across retries
+    add("Idempotency-Key", crypto.random_hex(16)) -- one per logical request, kept across retries
   end
   if not hdr["accept"] then add("Accept", "application/json, */*;q=0.5") end
   r.headers, r.hdr = {}, hdr

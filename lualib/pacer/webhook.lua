@@ -5,14 +5,14 @@
 --     -> true | false, reason
 -- With a timestamp the signed payload is "<timestamp>.<body>" (Stripe's scheme) unless
 -- `payload` is given; a signature may carry a "sha256=" or "v1=" prefix (GitHub, Stripe).
-local corelib = require "pacer.c.corelib"
+local crypto = require "pacer.c.crypto"
 local opts = require "pacer.opts"
 
 local M = {}
 
 function M.sign(secret, payload)
   if type(secret) ~= "string" or secret == "" then opts.raise("pacer.webhook.sign: secret must be a non-empty string") end
-  return corelib.hmac_sha256(secret, tostring(payload))
+  return crypto.hmac_sha256(secret, tostring(payload))
 end
 
 local SPEC = {secret = "string", body = "string", payload = "string", signature = "string",
@@ -26,7 +26,7 @@ function M.verify(o)
   if o.timestamp ~= nil then
     local ts = tonumber(o.timestamp)
     if not ts then return false, "timestamp is not a number" end
-    local tolerance = corelib.parse_duration(o.tolerance or 300)
+    local tolerance = opts.duration("pacer.webhook.verify", "tolerance", o.tolerance or 300)
     local now = o.now or os.time()
     if math.abs(now - ts) > tolerance then
       return false, string.format("timestamp outside the %gs tolerance (a replay?)", tolerance)
@@ -36,7 +36,7 @@ function M.verify(o)
   payload = payload or o.body
   if not payload then opts.raise("pacer.webhook.verify: 'body' or 'payload' is required") end
   local given = o.signature:gsub("^%s*sha256=", ""):gsub("^%s*v1=", ""):lower()
-  if not corelib.equal(given, corelib.hmac_sha256(o.secret, payload)) then
+  if not crypto.equal(given, crypto.hmac_sha256(o.secret, payload)) then
     return false, "signature does not match"
   end
   return true
