@@ -22,18 +22,8 @@ local function wait_calls(calls, n)
   pacer.sleep(0.05) -- and give a wrong extra call the chance to show up
 end
 
-local scripts = {}
-local function script(code)
-  local p = H.script(code)
-  scripts[#scripts + 1] = p
-  return p
-end
-teardown(function()
-  for _, p in ipairs(scripts) do
-    os.remove(p)
-    os.remove((p:gsub("%.lua$", "")))
-  end
-end)
+local script = H.script
+teardown(H.remove_scripts)
 
 describe("pacer.alert.quota and exhaustion", function()
   local srv

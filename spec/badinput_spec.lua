@@ -19,27 +19,13 @@ local function at_this_file(full)
   assert.truthy(full:find("^" .. THIS:gsub("%p", "%%%0") .. ":%d+: "), "not raised at a line of " .. THIS .. ": " .. full)
 end
 
-local function has(s, needle) return s:find(needle, 1, true) ~= nil end
-local function contains(s, needle)
-  assert(has(s, needle), string.format("expected to find %q in:\n%s", needle, s))
-end
+local has, contains = H.has, H.contains
 local function lacks(s, needle)
   assert(not has(s, needle), string.format("did not expect %q in:\n%s", needle, s))
 end
 
-local scripts = {}
-local function script(code)
-  local p = H.script(code)
-  scripts[#scripts + 1] = p
-  return p
-end
-
-teardown(function()
-  for _, p in ipairs(scripts) do
-    os.remove(p)
-    os.remove((p:gsub("%.lua$", ""))) -- the file os.tmpname made for H.script
-  end
-end)
+local script = H.script
+teardown(H.remove_scripts)
 
 local REQUEST_KNOWN = "body, connect_timeout, follow, form, headers, idempotency_key, json, limiter, max_body, "
   .. "method, query, retry, timeout, url, verify"

@@ -7,10 +7,7 @@
 local H = dofile("spec/support/helpers.lua")
 local json = pacer.json
 
-local function has(s, needle) return s:find(needle, 1, true) ~= nil end
-local function contains(s, needle)
-  assert(has(s, needle), string.format("expected to find %q in:\n%s", needle, s))
-end
+local has, contains = H.has, H.contains
 
 local function range(n)
   local t = {}
@@ -492,18 +489,8 @@ wait
 end)
 
 describe("a whole job against a failing mock (subprocess)", function()
-  local scripts = {}
-  local function script(code)
-    local p = H.script(code)
-    scripts[#scripts + 1] = p
-    return p
-  end
-  teardown(function()
-    for _, p in ipairs(scripts) do
-      os.remove(p)
-      os.remove((p:gsub("%.lua$", "")))
-    end
-  end)
+  local script = H.script
+  teardown(H.remove_scripts)
 
   local function run(code, extra)
     local path = script(code)

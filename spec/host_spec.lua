@@ -3,26 +3,10 @@
 
 local H = dofile("spec/support/helpers.lua")
 
-local function has(s, needle) return s:find(needle, 1, true) ~= nil end
+local has, contains = H.has, H.contains
 
--- assert that `s` contains `needle` (plain), showing `s` on failure
-local function contains(s, needle)
-  assert(has(s, needle), string.format("expected to find %q in:\n%s", needle, s))
-end
-
-local scripts = {}
-local function script(code)
-  local p = H.script(code)
-  scripts[#scripts + 1] = p
-  return p
-end
-
-teardown(function()
-  for _, p in ipairs(scripts) do
-    os.remove(p)
-    os.remove((p:gsub("%.lua$", ""))) -- the file os.tmpname made for H.script
-  end
-end)
+local script = H.script
+teardown(H.remove_scripts)
 
 describe("pacer command line", function()
   it("--version prints 'pacer <version>' and exits 0", function()

@@ -12,18 +12,8 @@ local function message(fn)
   return (tostring(err):gsub("^[^\n]-:%d+: ", ""))
 end
 
-local scripts = {}
-local function script(code)
-  local p = H.script(code)
-  scripts[#scripts + 1] = p
-  return p
-end
-teardown(function()
-  for _, p in ipairs(scripts) do
-    os.remove(p)
-    os.remove((p:gsub("%.lua$", "")))
-  end
-end)
+local script = H.script
+teardown(H.remove_scripts)
 
 -- "HH:MM" of the local time `minutes` from now
 local function hhmm(minutes)

@@ -43,6 +43,13 @@ function M.run_pacer(args, opts)
   return r
 end
 
+function M.has(s, needle) return s:find(needle, 1, true) ~= nil end
+
+-- asserts that `s` contains `needle` (plain), showing `s` on failure
+function M.contains(s, needle)
+  assert(M.has(s, needle), string.format("expected to find %q in:\n%s", needle, s))
+end
+
 -- Runs a shell command in the background (servers under test live in this process, so
 -- a blocking os.execute would stall them) and waits, yielding, until it ends or `limit`
 -- seconds pass. Returns stdout and the exit code (nil when it did not finish in time).
@@ -64,9 +71,19 @@ function M.sh(cmd, limit)
   return out, rc and tonumber(rc:match("%d+"))
 end
 
--- Writes `code` to a temporary .lua file and returns its path.
+-- Writes `code` to a temporary .lua file and returns its path; M.remove_scripts()
+-- (e.g. as a teardown) deletes every such file.
+local made = {}
+function M.remove_scripts()
+  for _, p in ipairs(made) do os.remove(p) end
+  made = {}
+end
+
 function M.script(code)
-  local path = os.tmpname() .. ".lua"
+  local base = os.tmpname()
+  os.remove(base) -- only its name is wanted
+  local path = base .. ".lua"
+  made[#made + 1] = path
   local f = assert(io.open(path, "w"))
   f:write(code)
   f:close()
