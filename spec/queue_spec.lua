@@ -417,7 +417,7 @@ describe("pacer.queue errors", function()
       message(function() return pacer.queue{full = "maybe"} end))
     assert.are.equal("pacer.queue: option 'full' must be a string, got number",
       message(function() return pacer.queue{full = 1} end))
-    assert.are.equal("pacer.queue: unknown option 'capacty' (known: capacity, durable, full, lease, max_attempts, name, poll, retry_delay)",
+    assert.are.equal("pacer.queue: unknown option 'capacty' (known: capacity, durable, full, lease, max_attempts, name, poll, redis, retry_delay)",
       message(function() return pacer.queue{capacty = 3} end))
     assert.are.equal("pacer.queue: a durable queue takes durable, name, max_attempts, poll and lease",
       message(function() return pacer.queue{durable = "x.db", capacity = 3} end))

@@ -118,3 +118,73 @@ print("bad " .. bad)
       message(function() pacer.limiter{rate = "abc", redis = redis.url, key = "k"} end))
   end)
 end)
+
+describe("pacer.queue{redis = ...}", function()
+  local redis
+  setup(function() redis = H.redis() end)
+  teardown(function() redis.cleanup() end)
+
+  it("orders by priority then push order, leases, acks, and keeps dead letters", function()
+    local q = pacer.queue{redis = redis.url, name = "basic-" .. math.random(1e9), max_attempts = 2}
+    for i = 1, 4 do q:push({n = i}, i == 3 and 1 or 5) end
+    assert.are.equal(4, #q)
+    local item, prio, job = q:pop()
+    assert.are.same({3, 1, 1}, {math.tointeger(item.n), prio, job.attempts})
+    local key = job.idempotency_key
+    q:fail(job, "first")
+    item, _, job = q:pop()
+    assert.are.equal(3, math.tointeger(item.n))
+    assert.are.equal(2, job.attempts)
+    assert.are.equal(key, job.idempotency_key)
+    q:fail(job, "second")
+    assert.are.same({{item = {n = 3}, err = "second", attempts = 2}}, q:dead())
+    q:close()
+    local r = q:work(2, function() end)
+    assert.are.same({done = 3, failed = 0}, r)
+    assert.are.same({ready = 0, leased = 0, dead = 1, len = 0, closed = true}, q:stats())
+  end)
+
+  it("gives a killed worker's leased items to the others: nothing lost, each accepted once", function()
+    local N = 120
+    local name = "kill-" .. math.random(1e9)
+    local mock = pacer.mock{rate = "1000/s"}
+    local q = pacer.queue{redis = redis.url, name = name}
+    for i = 1, N do q:push({to = string.format("+1555%07d", i), message = "m"}) end
+    local worker = H.script(string.format([[
+local q = pacer.queue{redis = %q, name = %q, lease = 1}
+local api = pacer.client{base_url = %q, rate = "100/s"}
+q:close()
+q:work(4, function(item, attempt, job)
+  local res = assert(api:post("/v2/sms/send", {json = item, idempotency_key = job.idempotency_key}))
+  assert(res.status == 200, "HTTP " .. res.status)
+end)
+]], redis.url, name, mock.url))
+    -- a worker (in the background: the mock lives in this process) is killed (-9) half a
+    -- second in; the next one, once those leases expired, finishes the queue
+    local _, killed = H.sh(string.format("timeout -s KILL 0.5 %s -q %s", H.PACER, worker), 10)
+    assert.are.equal(137, killed)
+    pacer.sleep(1.2) -- its leases (1 s) run out: the next worker takes those items back
+    local _, code = H.sh(string.format("%s -q %s", H.PACER, worker), 40)
+    assert.are.equal(0, code)
+    local accepted, twice = {}, 0
+    for _, rec in ipairs(mock.requests) do
+      if rec.path == "/v2/sms/send" and rec.status == 200 and not rec.replayed then
+        local to = pacer.json.decode(rec.body).to
+        if accepted[to] then twice = twice + 1 end
+        accepted[to] = true
+      end
+    end
+    local n = 0
+    for _ in pairs(accepted) do n = n + 1 end
+    mock:close()
+    assert.are.equal(0, q:len())
+    assert.are.equal(N, n)
+    assert.are.equal(0, twice)
+  end)
+
+  it("refuses options that belong to the other queues", function()
+    local ok, err = pcall(pacer.queue, {redis = redis.url, capacity = 3})
+    assert.is_false(ok)
+    assert.matches("pacer.queue: a Redis queue takes redis, name, max_attempts, poll and lease", err, 1, true)
+  end)
+end)

@@ -165,4 +165,5 @@ end
 
 function Queue:close_db() self.db:close() end
 
+M.Queue = Queue -- the Redis queue shares pop, close and work
 return M

@@ -49,19 +49,25 @@ function methods:dead()
 end
 
 local SPEC = {capacity = "integer", full = "string", max_attempts = "integer", retry_delay = "duration",
-  durable = "string", name = "string", poll = "duration", lease = "duration"}
+  durable = "string", name = "string", poll = "duration", lease = "duration", redis = "string"}
 
 -- pacer.queue{capacity=, full = "wait" | "error", max_attempts = 3, retry_delay = 0}
 -- or {durable = "jobs.db", name = "default", max_attempts = 3} (lualib/pacer/durable.lua)
 function M.new(o)
   o = opts.check("pacer.queue", o or {}, SPEC)
+  if o.redis then
+    if o.durable or o.capacity or o.full or o.retry_delay then
+      opts.raise("pacer.queue: a Redis queue takes redis, name, max_attempts, poll and lease")
+    end
+    return require("pacer.redis_queue").new(o)
+  end
   if o.durable then
     if o.capacity or o.full or o.retry_delay then
       opts.raise("pacer.queue: a durable queue takes durable, name, max_attempts, poll and lease")
     end
     return require("pacer.durable").new(o)
   end
-  if o.name or o.poll or o.lease then opts.raise("pacer.queue: 'name', 'poll' and 'lease' go with durable") end
+  if o.name or o.poll or o.lease then opts.raise("pacer.queue: 'name', 'poll' and 'lease' go with durable or redis") end
   local ok, q = pcall(new_queue, o)
   if not ok then opts.raise("%s", q) end
   local attempts = o.max_attempts or 3

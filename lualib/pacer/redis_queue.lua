@@ -1,0 +1,158 @@
+-- pacer.redis_queue: the durable queue kept in Redis (pacer.queue{redis = url, name =}),
+-- for workers on several hosts. The same contract as the SQLite queue: push, leased
+-- pop, ack, fail with attempt counts, dead letters, an idempotency key per item; a
+-- lease that is not acked in time (its worker died) puts the item back. Each step is
+-- one Lua script on the server, so concurrent workers never take the same item.
+local cjson = require "cjson"
+local crypto = require "pacer.c.crypto"
+local connect = require "pacer.c.redis"
+local durable = require "pacer.durable"
+local task = require "pacer.c.task"
+local opts = require "pacer.opts"
+
+local M = {}
+
+local Queue = setmetatable({}, {__index = durable.Queue}) -- pop, close, work are shared
+Queue.__index = Queue
+
+-- KEYS: ready (zset id->order), items, meta (hashes), leased (zset id->expiry ms), dead (list), seq
+local PUSH = [[
+local id = redis.call('INCR', KEYS[6])
+local order = tonumber(ARGV[1]) * 1e13 + id
+redis.call('HSET', KEYS[2], id, ARGV[2])
+redis.call('HSET', KEYS[3], id, cjson.encode({idem = ARGV[3], attempts = 0, order = order}))
+redis.call('ZADD', KEYS[1], order, id)
+return id
+]]
+
+local POP = [[
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', now)) do
+  local meta = cjson.decode(redis.call('HGET', KEYS[3], id))
+  redis.call('ZREM', KEYS[4], id)
+  redis.call('ZADD', KEYS[1], meta.order, id)
+end
+local got = redis.call('ZPOPMIN', KEYS[1])
+if #got == 0 then return false end
+local id = got[1]
+local meta = cjson.decode(redis.call('HGET', KEYS[3], id))
+meta.attempts = meta.attempts + 1
+redis.call('HSET', KEYS[3], id, cjson.encode(meta))
+redis.call('ZADD', KEYS[4], now + tonumber(ARGV[1]), id)
+return {id, redis.call('HGET', KEYS[2], id), meta.attempts, meta.idem, tostring(meta.order)}
+]]
+
+local ACK = [[
+if redis.call('ZREM', KEYS[4], ARGV[1]) == 0 then return 0 end
+redis.call('HDEL', KEYS[2], ARGV[1])
+redis.call('HDEL', KEYS[3], ARGV[1])
+return 1
+]]
+
+local FAIL = [[
+if redis.call('ZREM', KEYS[4], ARGV[1]) == 0 then return 0 end
+local meta = cjson.decode(redis.call('HGET', KEYS[3], ARGV[1]))
+if meta.attempts >= tonumber(ARGV[2]) then
+  redis.call('RPUSH', KEYS[5], cjson.encode({item = redis.call('HGET', KEYS[2], ARGV[1]),
+    err = ARGV[3], attempts = meta.attempts}))
+  redis.call('HDEL', KEYS[2], ARGV[1])
+  redis.call('HDEL', KEYS[3], ARGV[1])
+else
+  redis.call('ZADD', KEYS[1], meta.order, ARGV[1])
+end
+return 1
+]]
+
+-- {redis = url, name = "default", max_attempts = 3, lease = "5m", poll = "250ms"}
+function M.new(o)
+  local host, port = require("pacer.redis").parse_url(o.redis)
+  local name = o.name or "default"
+  local base = "pacer:q:" .. name .. ":"
+  local self = setmetatable({host = host, port = port, name = name, max_attempts = o.max_attempts or 3,
+    lease = opts.duration("pacer.queue", "lease", o.lease or 300),
+    poll = opts.duration("pacer.queue", "poll", o.poll or 0.25), waiting = {}, closed = false, sha = {},
+    keys = {base .. "ready", base .. "items", base .. "meta", base .. "leased", base .. "dead", base .. "seq"}},
+    Queue)
+  return self
+end
+
+-- Runs one of the scripts (loading it once per connection); raises if Redis fails.
+function Queue:run(name, script, ...)
+  if not (self.c and self.c:alive()) then
+    self.c = connect(self.host, self.port)
+    self.sha = {}
+  end
+  local c = self.c
+  if not self.sha[name] then
+    local sha, err = c:call("SCRIPT", "LOAD", script)
+    if not sha then error(string.format("pacer.queue: redis %s:%d: %s", self.host, self.port, err), 0) end
+    self.sha[name] = sha
+  end
+  local k = self.keys
+  local r, err = c:call("EVALSHA", self.sha[name], 6, k[1], k[2], k[3], k[4], k[5], k[6], ...)
+  if r == nil and err then
+    if err:find("NOSCRIPT", 1, true) then
+      self.sha = {}
+      return self:run(name, script, ...)
+    end
+    error(string.format("pacer.queue: redis %s:%d: %s", self.host, self.port, err), 0)
+  end
+  return r
+end
+
+function Queue:push(item, priority)
+  if self.closed then opts.raise("queue:push: the queue is closed") end
+  if item == nil then opts.raise("queue:push: cannot push nil") end
+  local okj, payload = pcall(cjson.encode, item)
+  if not okj then opts.raise("queue:push: a durable queue stores JSON: %s", payload) end
+  self:run("push", PUSH, priority or 5, payload, crypto.random_hex(16))
+  local t = table.remove(self.waiting, 1)
+  if t then task.wake(t) end
+  return true
+end
+
+function Queue:try_pop()
+  local r = self:run("pop", POP, math.floor(self.lease * 1000))
+  if not r then return nil end
+  local order = tonumber(r[5])
+  return cjson.decode(r[2]), math.floor(order / 1e13),
+    {id = r[1], attempts = r[3], idempotency_key = r[4]}
+end
+
+function Queue:ack(job) self:run("ack", ACK, job.id) end
+
+function Queue:fail(job, err) self:run("fail", FAIL, job.id, self.max_attempts, tostring(err)) end
+
+function Queue:len()
+  local a = self.c and self.c:alive() and self.c or connect(self.host, self.port)
+  self.c = a
+  local ready = a:call("ZCARD", self.keys[1]) or 0
+  local leased = a:call("ZCARD", self.keys[4]) or 0
+  return ready + leased
+end
+Queue.__len = Queue.len
+
+function Queue:dead()
+  self.c = self.c and self.c:alive() and self.c or connect(self.host, self.port)
+  local out = {}
+  for i, s in ipairs(self.c:call("LRANGE", self.keys[5], 0, -1) or {}) do
+    local d = cjson.decode(s)
+    out[i] = {item = cjson.decode(d.item), err = d.err, attempts = d.attempts}
+  end
+  return out
+end
+
+function Queue:stats()
+  self.c = self.c and self.c:alive() and self.c or connect(self.host, self.port)
+  local ready = self.c:call("ZCARD", self.keys[1]) or 0
+  local leased = self.c:call("ZCARD", self.keys[4]) or 0
+  local dead = self.c:call("LLEN", self.keys[5]) or 0
+  return {ready = ready, leased = leased, dead = dead, len = ready + leased, closed = self.closed}
+end
+
+function Queue:close_db()
+  if self.c then self.c:close() end
+end
+
+return M
