@@ -6,11 +6,7 @@
 -- Runs inside the pacer host: ./build/pacer tools/busted.lua -o TAP spec/adaptive_spec.lua
 -- Timing bounds are generous: the machine is shared and noisy.
 
-local function message(fn)
-  local ok, err = pcall(fn)
-  assert.is_false(ok, "expected an error")
-  return (tostring(err):gsub("^[^\n]-:%d+: ", ""))
-end
+local message = dofile("spec/support/helpers.lua").message
 
 local function range(n)
   local t = {}

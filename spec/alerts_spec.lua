@@ -7,11 +7,7 @@
 
 local H = dofile("spec/support/helpers.lua")
 
-local function message(fn)
-  local ok, err = pcall(fn)
-  assert.is_false(ok, "expected an error")
-  return (tostring(err):gsub("^[^\n]-:%d+: ", ""))
-end
+local message = H.message
 
 -- actions run in their own tasks: wait (bounded: 1 s) until `n` calls were collected
 local function wait_calls(calls, n)

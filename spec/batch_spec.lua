@@ -5,11 +5,7 @@
 -- Flushes by size, flush() or close() leave the interval timer sleeping, and the host
 -- waits for it before exiting: intervals here are kept at 2 s for that reason.
 
-local function message(fn)
-  local ok, err = pcall(fn)
-  assert.is_false(ok, "expected an error")
-  return (tostring(err):gsub("^[^\n]-:%d+: ", ""))
-end
+local message = dofile("spec/support/helpers.lua").message
 
 local function wait_all(tasks)
   local out = {}

@@ -4,11 +4,7 @@
 -- Runs inside the pacer host: ./build/pacer tools/busted.lua -o TAP spec/cache_spec.lua
 -- TTL tests move a fake clock (the `clock` option) instead of sleeping.
 
-local function message(fn)
-  local ok, err = pcall(fn)
-  assert.is_false(ok, "expected an error")
-  return (tostring(err):gsub("^[^\n]-:%d+: ", ""))
-end
+local message = dofile("spec/support/helpers.lua").message
 
 -- A clock the test moves by hand: clk.t is "now", in seconds.
 local function fake_clock()

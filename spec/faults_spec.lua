@@ -342,22 +342,9 @@ describe("transport failures", function()
   end)
 
   describe("(g) TLS with a self-signed certificate (nginx)", function()
-    local ng, certdir
-    setup(function()
-      certdir = os.tmpname()
-      os.remove(certdir)
-      os.execute("mkdir -p " .. certdir)
-      local ok = os.execute(string.format(
-        "openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=127.0.0.1 " ..
-        "-keyout %s/key.pem -out %s/cert.pem >/dev/null 2>&1", certdir, certdir))
-      assert(ok, "openssl could not make a certificate")
-      ng = H.nginx(string.format("ssl_certificate %s/cert.pem; ssl_certificate_key %s/key.pem;",
-        certdir, certdir), nil, "ssl")
-    end)
-    teardown(function()
-      if ng then ng.stop() end
-      os.execute("rm -rf " .. certdir)
-    end)
+    local ng
+    setup(function() ng = H.tls_nginx("ssl") end)
+    teardown(function() if ng then ng.stop() end end)
 
     it("verification on: kind 'tls', the certificate problem named, not retried", function()
       local api = pacer.client{base_url = ng.url, idempotency = true, retry = {base = 0.01, cap = 0.02, max_tries = 4}}

@@ -5,11 +5,7 @@
 -- A pacer.serve listener on 127.0.0.1 counts what reaches the server.
 -- Runs inside the pacer host: ./build/pacer tools/busted.lua -o TAP spec/httpcache_spec.lua
 
-local function message(fn)
-  local ok, err = pcall(fn)
-  assert.is_false(ok, "expected an error")
-  return (tostring(err):gsub("^[^\n]-:%d+: ", ""))
-end
+local message = dofile("spec/support/helpers.lua").message
 
 local LAST_MODIFIED = "Wed, 21 Oct 2015 07:28:00 GMT"
 

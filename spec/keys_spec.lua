@@ -8,11 +8,7 @@
 
 local H = dofile("spec/support/helpers.lua")
 
-local function message(fn)
-  local ok, err = pcall(fn)
-  assert.is_false(ok, "expected an error")
-  return (tostring(err):gsub("^[^\n]-:%d+: ", ""))
-end
+local message = H.message
 
 local function range(n)
   local t = {}

@@ -2,11 +2,7 @@
 -- quota headers, endpoints, auth, injected failures, idempotent replay, its record).
 local json = pacer.json
 
-local function message(fn)
-  local ok, err = pcall(fn)
-  assert.is_false(ok, "expected an error")
-  return (tostring(err):gsub("^[^\n]-:%d+: ", ""))
-end
+local message = dofile("spec/support/helpers.lua").message
 
 local function range(n)
   local t = {}

@@ -3,11 +3,7 @@
 -- and dead letters, stats and option checking.
 -- Runs inside the pacer host: ./build/pacer tools/busted.lua -o TAP spec/queue_spec.lua
 
-local function message(fn)
-  local ok, err = pcall(fn)
-  assert.is_false(ok, "expected an error")
-  return (tostring(err):gsub("^[^\n]-:%d+: ", ""))
-end
+local message = dofile("spec/support/helpers.lua").message
 
 local function wait_all(tasks)
   local out = {}

@@ -2,11 +2,7 @@
 -- several processes on one quota, Redis restarted mid-run, Redis unreachable.
 local H = dofile("spec/support/helpers.lua")
 
-local function message(fn)
-  local ok, err = pcall(fn)
-  assert.is_false(ok, "expected an error")
-  return (tostring(err):gsub("^[^\n]-:%d+: ", ""))
-end
+local message = H.message
 
 describe("pacer.limiter{redis = ...}", function()
   local redis

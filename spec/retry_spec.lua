@@ -4,11 +4,7 @@ local H = dofile("spec/support/helpers.lua")
 
 local FAST = {base = 0.01, cap = 0.05}
 
-local function message(fn)
-  local ok, err = pcall(fn)
-  assert.is_false(ok, "expected an error")
-  return (tostring(err):gsub("^[^\n]-:%d+: ", ""))
-end
+local message = H.message
 
 local function with(t, extra)
   local c = {}

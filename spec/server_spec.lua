@@ -5,11 +5,7 @@
 local H = dofile("spec/support/helpers.lua")
 local json = pacer.json
 
-local function message(fn)
-  local ok, err = pcall(fn)
-  assert.is_false(ok, "expected an error")
-  return (tostring(err):gsub("^[^\n]-:%d+: ", ""))
-end
+local message = H.message
 
 local sh = H.sh
 

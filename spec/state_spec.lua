@@ -1,11 +1,7 @@
 -- A limiter's schedule kept in SQLite across runs (state = "pacer.db").
 local H = dofile("spec/support/helpers.lua")
 
-local function message(fn)
-  local ok, err = pcall(fn)
-  assert.is_false(ok, "expected an error")
-  return (tostring(err):gsub("^[^\n]-:%d+: ", ""))
-end
+local message = H.message
 
 describe("persisted limiter state", function()
   local db, script

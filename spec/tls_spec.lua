@@ -3,24 +3,9 @@
 local H = dofile("spec/support/helpers.lua")
 
 describe("TLS", function()
-  local ng, certdir
-
-  setup(function()
-    certdir = os.tmpname()
-    os.remove(certdir)
-    os.execute("mkdir -p " .. certdir)
-    local ok = os.execute(string.format(
-      "openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=127.0.0.1 " ..
-      "-keyout %s/key.pem -out %s/cert.pem >/dev/null 2>&1", certdir, certdir))
-    assert(ok, "openssl could not make a certificate")
-    ng = H.nginx(string.format("ssl_certificate %s/cert.pem; ssl_certificate_key %s/key.pem;",
-      certdir, certdir), nil, "ssl http2")
-  end)
-
-  teardown(function()
-    if ng then ng.stop() end
-    os.execute("rm -rf " .. certdir)
-  end)
+  local ng
+  setup(function() ng = H.tls_nginx("ssl http2") end)
+  teardown(function() if ng then ng.stop() end end)
 
   it("refuses a self-signed certificate by default, naming the problem", function()
     local res, err = pacer.request{url = ng.url .. "/small.txt", retry = false}

@@ -1,9 +1,5 @@
 -- pacer.webhook: HMAC-SHA256 signing and verification with replay protection.
-local function message(fn)
-  local ok, err = pcall(fn)
-  assert.is_false(ok, "expected an error")
-  return (tostring(err):gsub("^[^\n]-:%d+: ", ""))
-end
+local message = dofile("spec/support/helpers.lua").message
 
 describe("pacer.webhook", function()
   it("signs as HMAC-SHA256 (RFC 4231 test case 2)", function()

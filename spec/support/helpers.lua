@@ -43,6 +43,33 @@ function M.run_pacer(args, opts)
   return r
 end
 
+-- Runs fn, which must raise; returns its message without the "file:line: " prefix.
+function M.message(fn)
+  local ok, err = pcall(fn)
+  assert(not ok, "expected an error")
+  return (tostring(err):gsub("^[^\n]-:%d+: ", ""))
+end
+
+-- nginx serving TLS with a self-signed certificate made for the test (openssl);
+-- `listen` as for M.nginx ("ssl" or "ssl http2"). Its stop() also removes the certificate.
+function M.tls_nginx(listen)
+  local certdir = os.tmpname()
+  os.remove(certdir)
+  os.execute("mkdir -p " .. certdir)
+  local ok = os.execute(string.format(
+    "openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=127.0.0.1 " ..
+    "-keyout %s/key.pem -out %s/cert.pem >/dev/null 2>&1", certdir, certdir))
+  assert(ok, "openssl could not make a certificate")
+  local ng = M.nginx(string.format("ssl_certificate %s/cert.pem; ssl_certificate_key %s/key.pem;",
+    certdir, certdir), nil, listen or "ssl")
+  local stop = ng.stop
+  ng.stop = function()
+    stop()
+    os.execute("rm -rf " .. certdir)
+  end
+  return ng
+end
+
 function M.has(s, needle) return s:find(needle, 1, true) ~= nil end
 
 -- asserts that `s` contains `needle` (plain), showing `s` on failure
