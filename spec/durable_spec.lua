@@ -85,7 +85,7 @@ for i = 1, 5 do q:push({n = i}, i == 4 and 1 or 5) end
   end)
 
   it("survives kill -9 at random points: every item reaches the API exactly once", function()
-    local N = 600
+    local N = 2000
     local db = tmpdb()
     local port = H.free_port()
     local pidfile = os.tmpname()

@@ -178,6 +178,52 @@ end)
     assert.are.equal(0, twice)
   end)
 
+  it("rides out a Redis crash and restart mid-run: the job finishes, nothing lost, each accepted once", function()
+    local saved = H.redis{aof = true} -- appendfsync always: what Redis acknowledged survives the crash
+    local N = 200
+    local name = "crash-" .. math.random(1e9)
+    local mock = pacer.mock{rate = "1000/s"}
+    local q = pacer.queue{redis = saved.url, name = name}
+    for i = 1, N do q:push({to = string.format("+1555%07d", i), message = "m"}) end
+    local worker = H.script(string.format([[
+local q = pacer.queue{redis = %q, name = %q, lease = 1}
+local api = pacer.client{base_url = %q, rate = "100/s"}
+q:close()
+local r = q:work(4, function(item, attempt, job)
+  local res = assert(api:post("/v2/sms/send", {json = item, idempotency_key = job.idempotency_key}))
+  assert(res.status == 200, "HTTP " .. res.status)
+end)
+print("done " .. r.done)
+]], saved.url, name, mock.url))
+    local crash = pacer.spawn(function()
+      pacer.sleep(0.6)
+      saved.kill()
+      pacer.sleep(0.7)
+      saved.start()
+    end)
+    local out, code = H.sh(string.format("%s %s 2>&1", H.PACER, worker), 40)
+    crash:wait()
+    assert.are.equal(0, code, out)
+    assert.matches("unreachable for queue '" .. name .. "'", out, 1, true)
+    assert.matches("is back for queue '" .. name .. "'", out, 1, true)
+    local accepted, twice = {}, 0
+    for _, rec in ipairs(mock.requests) do
+      if rec.path == "/v2/sms/send" and rec.status == 200 and not rec.replayed then
+        local to = pacer.json.decode(rec.body).to
+        if accepted[to] then twice = twice + 1 end
+        accepted[to] = true
+      end
+    end
+    local n = 0
+    for _ in pairs(accepted) do n = n + 1 end
+    mock:close()
+    assert.are.equal(0, q:len())
+    q:close_db()
+    saved.cleanup()
+    assert.are.equal(N, n)
+    assert.are.equal(0, twice)
+  end)
+
   it("refuses options that belong to the other queues", function()
     local ok, err = pcall(pacer.queue, {redis = redis.url, capacity = 3})
     assert.is_false(ok)

@@ -81,7 +81,9 @@ local SPEC = {ttl = "duration", max_entries = "integer", max_bytes = "integer",
 
 -- pacer.cache{ttl=, max_entries=10000, max_bytes=64 MiB, stale_while_revalidate=,
 --             negative_ttl=, clock=fn}
+-- pacer.cache{redis = url, ...}: the Redis cache (pacer.redis_cache).
 function M.new(o)
+  if type(o) == "table" and o.redis ~= nil then return require("pacer.redis_cache").new(o) end
   o = opts.check("pacer.cache", o or {}, SPEC)
   local ok, c = pcall(new_cache, o)
   if not ok then opts.raise("%s", c) end

@@ -3,7 +3,6 @@
 -- path prefix) otherwise; expired entries with an ETag or Last-Modified are revalidated
 -- with If-None-Match / If-Modified-Since, and a 304 refreshes them without a body.
 local cache = require "pacer.cache"
-local cjson = require "cjson"
 local task = require "pacer.c.task"
 local corelib = require "pacer.c.corelib"
 local opts = require "pacer.opts"
@@ -33,28 +32,21 @@ function M.new(o)
   self.keep = opts.duration("pacer.client.cache", "keep", o.keep or 3600)
   self.store = cache.new{max_entries = o.max_entries or 10000, max_bytes = o.max_bytes,
     stale_while_revalidate = self.keep}
-  if o.store then -- entries also kept in SQLite, for the next run
-    local ok, db = pcall(require("pacer.c.sqlite"), o.store)
-    if not ok then opts.raise("pacer.client.cache: %s", db) end
-    db:exec([[CREATE TABLE IF NOT EXISTS pacer_http_cache (key TEXT PRIMARY KEY, entry TEXT NOT NULL,
-      fresh_until REAL NOT NULL, reclaim_at REAL NOT NULL)]])
-    db:exec("DELETE FROM pacer_http_cache WHERE reclaim_at < ?", task.wall())
-    self.disk = db
-  end
+  if o.store then self.disk = require("pacer.cachestore").open(o.store) end -- SQLite or Redis
   return self
 end
 
--- Memory first; on a miss, the SQLite copy (if any) comes back into memory.
+-- Memory first; on a miss, the stored copy (if any) comes back into memory.
 function HttpCache:lookup(key)
   local e, freshness = self.store:lookup(key)
   if e or not self.disk then return e, freshness end
-  local row = self.disk:exec("SELECT entry, fresh_until, reclaim_at FROM pacer_http_cache WHERE key = ?", key)[1]
+  local fresh_until, reclaim_at
+  e, fresh_until, reclaim_at = self.disk:get(key)
   local now = task.wall()
-  if not row or row.reclaim_at <= now then return nil end
-  e = cjson.decode(row.entry)
+  if not e or reclaim_at <= now then return nil end
   e.status, e.size = math.tointeger(e.status), math.tointeger(e.size) -- JSON numbers come back as floats
-  local ttl = row.fresh_until - now
-  self.store:set(key, e, ttl > 0 and ttl or 1e-9, row.reclaim_at - math.max(row.fresh_until, now), e.size)
+  local ttl = fresh_until - now
+  self.store:set(key, e, ttl > 0 and ttl or 1e-9, reclaim_at - math.max(fresh_until, now), e.size)
   return e, ttl > 0 and "fresh" or "stale"
 end
 
@@ -62,8 +54,7 @@ function HttpCache:put(key, e, ttl)
   self.store:set(key, e, ttl, nil, e.size)
   if self.disk then
     local now = task.wall()
-    self.disk:exec("INSERT OR REPLACE INTO pacer_http_cache (key, entry, fresh_until, reclaim_at) VALUES (?, ?, ?, ?)",
-      key, cjson.encode(e), now + ttl, now + ttl + self.keep)
+    self.disk:put(key, e, now + ttl, now + ttl + self.keep)
   end
 end
 

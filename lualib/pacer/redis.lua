@@ -5,7 +5,7 @@
 -- that slot locally. When Redis cannot be reached: on_redis_down = "wait" (default)
 -- retries with backoff until it is back; "local" paces with a local limiter at
 -- `local_share` of the rate meanwhile. Both log once per outage.
-local connect = require "pacer.c.redis"
+local redis_conn = require "pacer.redis_conn"
 local corelib = require "pacer.c.corelib"
 local new_limiter = require "pacer.c.limiter"
 local task = require "pacer.c.task"
@@ -38,12 +38,6 @@ end
 return wait
 ]]
 
-function M.parse_url(u)
-  local host, port = tostring(u):match("^redis://([^:/]+):?(%d*)/?%d*$")
-  if not host then opts.raise("pacer.limiter: 'redis' must look like redis://HOST:PORT, got %q", tostring(u)) end
-  return host, tonumber(port) or 6379
-end
-
 local Limiter = {}
 Limiter.__index = Limiter
 
@@ -66,7 +60,8 @@ function M.limiter(o)
     opts.raise("pacer.limiter: on_redis_down must be \"wait\" or \"local\", got %q", down)
   end
   local self = setmetatable({key = o.key, down = down, waited = 0, granted = 0}, Limiter)
-  self.host, self.port = M.parse_url(o.redis)
+  self.host, self.port = redis_conn.parse_url(o.redis, "pacer.limiter")
+  self.conn = redis_conn.new(self.host, self.port, string.format("limiter '%s'", o.key))
   self:set_rules(o.rules or {o.rate}, o.burst)
   if down == "local" then
     local share = o.local_share or 0.5
@@ -91,31 +86,9 @@ end
 
 function Limiter:set_rate(rate, burst) self:set_rules(type(rate) == "table" and rate or {rate}, burst or self.burst) end
 
--- The connection, made (again) on demand.
-function Limiter:conn()
-  if not (self.c and self.c:alive()) then
-    self.c = connect(self.host, self.port)
-    self.sha = nil
-  end
-  return self.c
-end
-
 -- One reservation: the wait in seconds, or nil, error.
 function Limiter:reserve()
-  local c = self:conn()
-  if not self.sha then
-    local sha, err = c:call("SCRIPT", "LOAD", SCRIPT)
-    if not sha then return nil, err end
-    self.sha = sha
-  end
-  local args = {"EVALSHA", self.sha, #self.keys}
-  for _, k in ipairs(self.keys) do args[#args + 1] = k end
-  for _, a in ipairs(self.argv) do args[#args + 1] = a end
-  local us, err = c:call(table.unpack(args))
-  if not us and err and err:find("NOSCRIPT", 1, true) then -- Redis restarted: load again
-    self.sha = nil
-    return self:reserve()
-  end
+  local us, err = self.conn:eval("gcra", SCRIPT, self.keys, table.unpack(self.argv))
   if not us then return nil, err end
   return us / 1e6
 end
@@ -150,7 +123,7 @@ function Limiter:acquire()
         self.down == "local" and string.format("pacing locally at %g of the rate", self.share) or "waiting for it")
       warned = true
     end
-    self.c = nil
+    self.conn:close()
     if self.down == "local" then
       self:local_limiter():acquire()
       self.granted = self.granted + 1

@@ -5,7 +5,7 @@
 -- one Lua script on the server, so concurrent workers never take the same item.
 local cjson = require "cjson"
 local crypto = require "pacer.c.crypto"
-local connect = require "pacer.c.redis"
+local redis_conn = require "pacer.redis_conn"
 local durable = require "pacer.durable"
 local task = require "pacer.c.task"
 local opts = require "pacer.opts"
@@ -66,39 +66,27 @@ return 1
 
 -- {redis = url, name = "default", max_attempts = 3, lease = "5m", poll = "250ms"}
 function M.new(o)
-  local host, port = require("pacer.redis").parse_url(o.redis)
+  local host, port = redis_conn.parse_url(o.redis, "pacer.queue")
   local name = o.name or "default"
   local base = "pacer:q:" .. name .. ":"
-  local self = setmetatable({host = host, port = port, name = name, max_attempts = o.max_attempts or 3,
+  return setmetatable({name = name, max_attempts = o.max_attempts or 3,
+    conn = redis_conn.new(host, port, string.format("queue '%s'", name)),
     lease = opts.duration("pacer.queue", "lease", o.lease or 300),
-    poll = opts.duration("pacer.queue", "poll", o.poll or 0.25), waiting = {}, closed = false, sha = {},
+    poll = opts.duration("pacer.queue", "poll", o.poll or 0.25), waiting = {}, closed = false,
     keys = {base .. "ready", base .. "items", base .. "meta", base .. "leased", base .. "dead", base .. "seq"}},
     Queue)
-  return self
 end
 
--- Runs one of the scripts (loading it once per connection); raises if Redis fails.
+-- Runs one of the scripts; waits while Redis is unreachable, raises on its errors.
 function Queue:run(name, script, ...)
-  if not (self.c and self.c:alive()) then
-    self.c = connect(self.host, self.port)
-    self.sha = {}
-  end
-  local c = self.c
-  if not self.sha[name] then
-    local sha, err = c:call("SCRIPT", "LOAD", script)
-    if not sha then error(string.format("pacer.queue: redis %s:%d: %s", self.host, self.port, err), 0) end
-    self.sha[name] = sha
-  end
-  local k = self.keys
-  local r, err = c:call("EVALSHA", self.sha[name], 6, k[1], k[2], k[3], k[4], k[5], k[6], ...)
-  if r == nil and err then
-    if err:find("NOSCRIPT", 1, true) then
-      self.sha = {}
-      return self:run(name, script, ...)
-    end
-    error(string.format("pacer.queue: redis %s:%d: %s", self.host, self.port, err), 0)
-  end
-  return r
+  local args = table.pack(...)
+  return self.conn:waiting(function(c) return c:eval(name, script, self.keys, table.unpack(args, 1, args.n)) end)
+end
+
+-- One plain command, with the same waiting.
+function Queue:cmd(...)
+  local args = table.pack(...)
+  return self.conn:waiting(function(c) return c:call(table.unpack(args, 1, args.n)) end)
 end
 
 function Queue:push(item, priority)
@@ -125,18 +113,13 @@ function Queue:ack(job) self:run("ack", ACK, job.id) end
 function Queue:fail(job, err) self:run("fail", FAIL, job.id, self.max_attempts, tostring(err)) end
 
 function Queue:len()
-  local a = self.c and self.c:alive() and self.c or connect(self.host, self.port)
-  self.c = a
-  local ready = a:call("ZCARD", self.keys[1]) or 0
-  local leased = a:call("ZCARD", self.keys[4]) or 0
-  return ready + leased
+  return self:cmd("ZCARD", self.keys[1]) + self:cmd("ZCARD", self.keys[4])
 end
 Queue.__len = Queue.len
 
 function Queue:dead()
-  self.c = self.c and self.c:alive() and self.c or connect(self.host, self.port)
   local out = {}
-  for i, s in ipairs(self.c:call("LRANGE", self.keys[5], 0, -1) or {}) do
+  for i, s in ipairs(self:cmd("LRANGE", self.keys[5], 0, -1)) do
     local d = cjson.decode(s)
     out[i] = {item = cjson.decode(d.item), err = d.err, attempts = d.attempts}
   end
@@ -144,15 +127,11 @@ function Queue:dead()
 end
 
 function Queue:stats()
-  self.c = self.c and self.c:alive() and self.c or connect(self.host, self.port)
-  local ready = self.c:call("ZCARD", self.keys[1]) or 0
-  local leased = self.c:call("ZCARD", self.keys[4]) or 0
-  local dead = self.c:call("LLEN", self.keys[5]) or 0
-  return {ready = ready, leased = leased, dead = dead, len = ready + leased, closed = self.closed}
+  local ready, leased = self:cmd("ZCARD", self.keys[1]), self:cmd("ZCARD", self.keys[4])
+  return {ready = ready, leased = leased, dead = self:cmd("LLEN", self.keys[5]), len = ready + leased,
+    closed = self.closed}
 end
 
-function Queue:close_db()
-  if self.c then self.c:close() end
-end
+function Queue:close_db() self.conn:close() end
 
 return M

@@ -176,17 +176,19 @@ http {
   }
 end
 
--- Starts Debian's redis-server on a free loopback port (no persistence). Returns
--- {port=, url=, stop=, start=} (start() after stop() brings it back on the same port).
-function M.redis()
+-- Starts Debian's redis-server on a free loopback port: no persistence, or with
+-- o.aof an append-only file synced on every write. Returns {port=, url=, stop=, start=}
+-- (start() after stop() brings it back on the same port, with its data when o.aof).
+function M.redis(o)
+  local persist = (o or {}).aof and "--appendonly yes --appendfsync always" or "--appendonly no"
   local port = M.free_port()
   local dir = os.tmpname()
   os.remove(dir)
   os.execute("mkdir -p " .. dir)
   local r = {port = port, url = "redis://127.0.0.1:" .. port}
   function r.start()
-    assert(os.execute(string.format("redis-server --bind 127.0.0.1 --port %d --save '' --appendonly no "
-      .. "--daemonize yes --pidfile %s/redis.pid --dir %s --logfile %s/redis.log", port, dir, dir, dir)),
+    assert(os.execute(string.format("redis-server --bind 127.0.0.1 --port %d --save '' %s "
+      .. "--daemonize yes --pidfile %s/redis.pid --dir %s --logfile %s/redis.log", port, persist, dir, dir, dir)),
       "redis-server did not start")
     for _ = 1, 100 do -- until it answers PING
       if os.execute(string.format("redis-cli -p %d ping >/dev/null 2>&1", port)) then return end
@@ -196,6 +198,13 @@ function M.redis()
   end
   function r.stop()
     os.execute(string.format("redis-cli -p %d shutdown nosave >/dev/null 2>&1", port))
+    for _ = 1, 100 do
+      if not os.execute(string.format("redis-cli -p %d ping >/dev/null 2>&1", port)) then return end
+      pacer.sleep(0.05)
+    end
+  end
+  function r.kill() -- a crash: SIGKILL, no shutdown
+    os.execute(string.format("kill -9 $(cat %s/redis.pid) 2>/dev/null", dir))
     for _ = 1, 100 do
       if not os.execute(string.format("redis-cli -p %d ping >/dev/null 2>&1", port)) then return end
       pacer.sleep(0.05)
