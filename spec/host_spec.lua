@@ -216,6 +216,26 @@ describe("pacer mock command line", function()
     contains(r.stderr, "pacer mock: --port expects an integer, got 'eighty'")
   end)
 
+  it("--fail-status picks the injected statuses, and refuses what is not a status", function()
+    local r = H.run_pacer({"mock", "--fail-status", "50x"}, {timeout = 10})
+    assert.are.equal(2, r.code)
+    contains(r.stderr, "pacer mock: --fail-status expects HTTP statuses like 503 or 500,503, got '50x'")
+    local port = H.free_port()
+    local pidfile = os.tmpname()
+    os.execute(string.format("sh -c '%s mock --port %d --rate 1000/s --fail 1 --fail-status 503 >/dev/null 2>&1 & "
+      .. "echo $! > %s'", H.PACER, port, pidfile))
+    local statuses = {}
+    for _ = 1, 100 do -- until it listens, then 5 answers
+      local res = pacer.request{url = "http://127.0.0.1:" .. port .. "/v2/billing/usage", retry = false, timeout = 1}
+      if res then statuses[#statuses + 1] = res.status end
+      if #statuses == 5 then break end
+      pacer.sleep(0.05)
+    end
+    os.execute("kill $(cat " .. pidfile .. ") 2>/dev/null")
+    os.remove(pidfile)
+    assert.are.same({503, 503, 503, 503, 503}, statuses)
+  end)
+
   it("--help prints usage and exits 0", function()
     local r = H.run_pacer({"mock", "--help"}, {timeout = 10})
     assert.are.equal(0, r.code)

@@ -3,11 +3,12 @@ local pacer = require "pacer"
 
 local USAGE = [[
 usage: pacer mock [--host H] [--port P] [--rate R] [--burst N] [--mode gcra|fixed]
-                  [--fail P] [--drop P] [--latency D] [--key K]
+                  [--fail P] [--fail-status S] [--drop P] [--latency D] [--key K]
   --rate R     limit, e.g. 5/s, 50/min, 100/30s (default 50/s)
   --burst N    requests allowed back to back (default: the whole limit)
   --mode M     gcra (smooth, default) or fixed (fixed windows)
   --fail P     probability 0..1 of an injected 500/503
+  --fail-status S  the injected statuses, e.g. 503 or 500,503 (default 500,503)
   --drop P     probability 0..1 of a connection dropped mid-answer
   --latency D  added latency, e.g. 50ms
   --key K      require X-Auth-Token: K
@@ -17,7 +18,7 @@ usage: pacer mock [--host H] [--port P] [--rate R] [--burst N] [--mode gcra|fixe
 local FLAGS = {
   ["--host"] = "host", ["--port"] = "port", ["--rate"] = "rate", ["--burst"] = "burst",
   ["--mode"] = "mode", ["--fail"] = "fail", ["--drop"] = "drop", ["--latency"] = "latency",
-  ["--key"] = "key",
+  ["--key"] = "key", ["--fail-status"] = "fail_status",
 }
 local NUMERIC = {port = "integer", burst = "integer", fail = "number", drop = "number"}
 
@@ -58,6 +59,16 @@ return function(...)
           NUMERIC[name] == "integer" and "an integer" or "a number", value))
       end
       value = n
+    elseif name == "fail_status" then
+      local list = {}
+      for code in value:gmatch("[^,]+") do
+        local n = math.tointeger(tonumber(code))
+        if not n or n < 100 or n > 599 then
+          return usage_error(string.format("--fail-status expects HTTP statuses like 503 or 500,503, got '%s'", value))
+        end
+        list[#list + 1] = n
+      end
+      value = list
     end
     o[name] = value
     i = i + 1
