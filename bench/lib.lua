@@ -4,11 +4,12 @@ local H = dofile("spec/support/helpers.lua")
 local M = {H = H}
 
 -- nginx with /limited (limit_req 100r/s, burst 0, 429) and /small.txt; every request
--- to /limited is logged with its status so 429s are counted where they happen.
+-- to /limited is logged with its status so 429s are counted where they happen. It serves
+-- a file: a `return` would answer in the rewrite phase, before limit_req ever runs.
 function M.nginx(rate)
   return H.nginx(string.format([[
-    location = /limited { access_log %s/status.log st; limit_req zone=one; limit_req_status 429; return 200 "ok\n"; }
-  ]], "__DIR__"), string.format([[
+    location = /limited { access_log %s/status.log st; limit_req zone=one; limit_req_status 429; alias %s/html/small.txt; }
+  ]], "__DIR__", "__DIR__"), string.format([[
     limit_req_zone $binary_remote_addr zone=one:1m rate=%dr/s;
     log_format st '$status';
   ]], rate))

@@ -4,7 +4,9 @@
 # started at that rate); RATE 0: `--parallel` with CONCURRENCY (default 50). Always
 # `--retry 10` (429/5xx and timeouts, Retry-After honoured); POSTs also
 # `--retry-all-errors`, so a dropped connection is retried, each item with its own
-# Idempotency-Key. Prints {"ok":, "failed":} ({"queued": N} for hold).
+# Idempotency-Key. Prints {"ok":, "failed":} ({"queued": N} for hold). Bodies go to
+# stdout (a file), not /dev/null: curl 7.88 cannot retry into /dev/null ("Failed to
+# truncate file", exit 23).
 set -eu
 [ $# -eq 5 ] || { echo "usage: curl_client.sh get|post|hold URL N RATE CONCURRENCY" >&2; exit 2; }
 scenario=$1 url=$2 n=$3 rate=$4 conc=$5
@@ -17,8 +19,7 @@ awk -v n="$n" -v url="$url" -v s="$scenario" 'BEGIN {
   for (i = 1; i <= n; i++) {
     if (i > 1) print "next";
     print "url = \"" url "\"";
-    print "output = /dev/null";
-    print "write-out = \"%{http_code}\\n\"";
+    print "write-out = \"\\n%{http_code}\\n\"";
     print "retry = 10";
     if (s != "get") {
       printf "data = \"{\\\"to\\\": \\\"+1555%07d\\\", \\\"message\\\": \\\"m%d\\\"}\"\n", i, i;
@@ -36,7 +37,7 @@ if [ "$scenario" = hold ]; then
   curl -s $mode -K "$dir/config" > "$dir/codes" 2>/dev/null &
   pid=$!
   i=0
-  while [ ! -s "$dir/codes" ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i + 1)); done
+  while [ ! -s "$dir/codes" ] && [ $i -lt 3000 ]; do sleep 0.1; i=$((i + 1)); done
   sleep 0.5
   kill "$pid" 2>/dev/null || true
   wait "$pid" 2>/dev/null || true
@@ -44,5 +45,5 @@ if [ "$scenario" = hold ]; then
   exit 0
 fi
 curl -s $mode -K "$dir/config" > "$dir/codes" 2>/dev/null || true
-ok=$(grep -c '^2' "$dir/codes" || true)
+ok=$(grep -c '^2[0-9][0-9]$' "$dir/codes" || true)
 echo "{\"ok\": $ok, \"failed\": $((n - ok))}"

@@ -129,7 +129,7 @@ function M.start(o)
   routes["GET /_mock/requests"] = function()
     local out = {}
     for i, r in ipairs(self.requests) do
-      out[i] = {seq = r.seq, method = r.method, path = r.path, status = r.status,
+      out[i] = {seq = r.seq, t = r.t, method = r.method, path = r.path, status = r.status,
         idempotency_key = r.idempotency_key, replayed = r.replayed, dropped = r.dropped, body = r.body}
     end
     return 200, out
