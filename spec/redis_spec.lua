@@ -180,6 +180,7 @@ end)
 
   it("rides out a Redis crash and restart mid-run: the job finishes, nothing lost, each accepted once", function()
     local saved = H.redis{aof = true} -- appendfsync always: what Redis acknowledged survives the crash
+    finally(function() saved.cleanup() end)
     local N = 200
     local name = "crash-" .. math.random(1e9)
     local mock = pacer.mock{rate = "1000/s"}
@@ -219,7 +220,6 @@ print("done " .. r.done)
     mock:close()
     assert.are.equal(0, q:len())
     q:close_db()
-    saved.cleanup()
     assert.are.equal(N, n)
     assert.are.equal(0, twice)
   end)
