@@ -106,8 +106,10 @@ describe("pacer.at", function()
 
   it("schedules a daily run: waiting, not run yet, and stoppable", function()
     local runs = 0
-    local h = pacer.at(hhmm(1), function() runs = runs + 1 end)
-    local h2 = pacer.at("0:00", function() runs = runs + 1 end) -- one digit for the hour
+    -- two minutes ahead: HH:MM drops the seconds, so one minute ahead may be a moment away
+    local h = pacer.at(hhmm(2), function() runs = runs + 1 end)
+    local later = os.date("*t", os.time() + 2 * 3600)
+    local h2 = pacer.at(string.format("%d:%02d", later.hour % 10, later.min), function() runs = runs + 1 end) -- one digit for the hour
     pacer.sleep(0.05)
     assert.are.equal(0, h.runs)
     assert.is_truthy(h.sleeping) -- its task waits for the time
