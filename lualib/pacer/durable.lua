@@ -78,13 +78,12 @@ function Queue:try_pop()
   end
 end
 
--- q:pop() -> item, priority, job; waits while empty; nil once closed and empty. Items
--- leased by other workers count until acked: one may fail, or its lease run out.
+-- q:pop() -> item, priority, job; waits while empty; nil once closed and empty
 function Queue:pop()
   for _ = 1, math.huge do
     local item, priority, job = self:try_pop()
     if item ~= nil then return item, priority, job end
-    if self.closed and self:len() == 0 then return nil end
+    if self.closed then return nil end
     local me = task.current() or opts.raise("queue:pop: must be called from a task")
     self.waiting[#self.waiting + 1] = me
     task.sleep(self.poll) -- a push here wakes us at once; other processes' after `poll`
