@@ -9,6 +9,9 @@ local opts = require "pacer.opts"
 
 local M = {}
 
+-- server errors that mean "not now" (a restart loading its data, a busy script)
+local TRANSIENT = {LOADING = true, BUSY = true, TRYAGAIN = true, MASTERDOWN = true}
+
 local Conn = {}
 Conn.__index = Conn
 
@@ -35,9 +38,6 @@ function Conn:call(...)
   return self.c:call(...)
 end
 
--- Connection errors leave the connection dead; a server's error (WRONGTYPE…) does not.
-function Conn:down() return not (self.c and self.c:alive()) end
-
 -- c:eval(name, script, keys, ...) -> reply | nil, err
 function Conn:eval(name, script, keys, ...)
   if not (self.c and self.c:alive()) then self.sha = {} end
@@ -57,7 +57,7 @@ function Conn:eval(name, script, keys, ...)
   return r, err
 end
 
--- Sorts out a reply: a server's error raises; while Redis is unreachable it warns once
+-- Sorts out a reply: a server's error raises; while Redis is unreachable (or loading) it warns once
 -- per outage (meanwhile says what happens then) and gives nil, true.
 function Conn:check(r, err, meanwhile)
   if r ~= nil or not err then
@@ -65,7 +65,10 @@ function Conn:check(r, err, meanwhile)
     self.outage = false
     return r
   end
-  if not self:down() then error(string.format("%s: %s: %s", self.what, self:where(), err), 0) end
+  -- a server's error starts with its code (ERR, WRONGTYPE…); LOADING and the like pass
+  local code = err:match("^(%u+) ")
+  if code and not TRANSIENT[code] then error(string.format("%s: %s: %s", self.what, self:where(), err), 0) end
+  self:close() -- the next call connects afresh
   if not self.outage then log.warn("%s unreachable for %s (%s): %s", self:where(), self.what, err, meanwhile) end
   self.outage = true
   return nil, true
