@@ -24,7 +24,9 @@ static inline uint64_t fz_u64(fz_in *in, size_t bytes) {
   in->n -= k;
   return v;
 }
-static inline uint8_t fz_u8(fz_in *in) { return (uint8_t)fz_u64(in, 1); }
+static inline uint8_t fz_u8(fz_in *in) {
+  return (uint8_t)fz_u64(in, 1);
+}
 static inline double fz_double(fz_in *in) {
   uint64_t bits = fz_u64(in, 8);
   double d;
@@ -44,15 +46,15 @@ static inline char *fz_str(const uint8_t *p, size_t n) {
 /* libFuzzer treats every byte of this section as coverage (Linux). */
 #define FZ_COUNTERS(name, n) __attribute__((section("__libfuzzer_extra_counters"), used)) static uint8_t name[n]
 
-#define FZ_FAIL(...)                                                   \
-  do {                                                                 \
-    fprintf(stderr, "\n*** invariant broken at %s:%d: ", __FILE__, __LINE__); \
-    fprintf(stderr, __VA_ARGS__);                                      \
-    fprintf(stderr, "\n");                                             \
-    abort();                                                           \
+#define FZ_FAIL(...)                                                                                                   \
+  do {                                                                                                                 \
+    fprintf(stderr, "\n*** invariant broken at %s:%d: ", __FILE__, __LINE__);                                          \
+    fprintf(stderr, __VA_ARGS__);                                                                                      \
+    fprintf(stderr, "\n");                                                                                             \
+    abort();                                                                                                           \
   } while (0)
-#define FZ_CHECK(cond) \
-  do {                 \
-    if (!(cond)) FZ_FAIL("%s", #cond); \
+#define FZ_CHECK(cond)                                                                                                 \
+  do {                                                                                                                 \
+    if (!(cond)) FZ_FAIL("%s", #cond);                                                                                 \
   } while (0)
 #endif

@@ -1,4 +1,4 @@
-/* fuzz_gcra: one GCRA rule (runtime/gcra.c) driven the way runtime/limiter.c drives it:
+/* fuzz_gcra: one GCRA rule (runtime/core/gcra.c) driven the way runtime/mod/limiter.c drives it:
  * gcra_init with a fuzzed count/period/burst, then a fuzzed program of clock steps,
  * acquire (commit when gcra_wait is 0), sleep-until-wait-then-acquire (the limiter's
  * timer, possibly late) and gcra_set_rate.
@@ -12,8 +12,8 @@
  * >= 1 exactly when gcra_wait is 0; gcra_reset >= gcra_wait; waiting gcra_wait ns makes
  * a request conform, one ns less does not; at one instant at most `burst` grants; since
  * the first grant (or the last rate change) at most burst + 1 + elapsed / interval. */
+#include "core/gcra.h"
 #include "fuzz.h"
-#include "gcra.h"
 
 #define TMAX ((int64_t)1 << 62)
 
@@ -64,7 +64,8 @@ static void check(const gcra *g, const track *tr, int64_t now) {
     if (gcra_wait(g, now + w) != 0) FZ_FAIL("still waiting after gcra_wait %lld ns", (long long)w);
     if (gcra_wait(g, now + w - 1) == 0) FZ_FAIL("conforms before gcra_wait %lld ns", (long long)w);
   }
-  if (tr->at_instant > g->burst) FZ_FAIL("%lld grants at one instant, burst %lld", (long long)tr->at_instant, (long long)g->burst);
+  if (tr->at_instant > g->burst)
+    FZ_FAIL("%lld grants at one instant, burst %lld", (long long)tr->at_instant, (long long)g->burst);
   if (tr->first >= 0 && tr->grants > g->burst + 1 + (now - tr->first) / g->interval)
     FZ_FAIL("%lld grants in %lld ns at one per %lld ns, burst %lld", (long long)tr->grants,
             (long long)(now - tr->first), (long long)g->interval, (long long)g->burst);
@@ -89,7 +90,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (memcmp(&g, &before, sizeof g)) FZ_FAIL("refused rule was modified");
     return 0;
   }
-  if (g.interval < 1 || g.burst != burst) FZ_FAIL("init: interval %lld burst %lld", (long long)g.interval, (long long)g.burst);
+  if (g.interval < 1 || g.burst != burst)
+    FZ_FAIL("init: interval %lld burst %lld", (long long)g.interval, (long long)g.burst);
   int64_t now = (int64_t)(fz_u64(&in, 8) % (uint64_t)TMAX);
   if (gcra_wait(&g, now) != 0 || gcra_remaining(&g, now) != burst) FZ_FAIL("a new rule is not full");
   track tr = {-1, 0, -1, 0};
@@ -118,7 +120,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       if (gcra_set_rate(&g, c, p, b, now) != 0) {
         if (memcmp(&g, &before, sizeof g)) FZ_FAIL("refused set_rate modified the rule");
       } else {
-        if (g.interval < 1 || g.burst != b) FZ_FAIL("set_rate: interval %lld burst %lld", (long long)g.interval, (long long)g.burst);
+        if (g.interval < 1 || g.burst != b)
+          FZ_FAIL("set_rate: interval %lld burst %lld", (long long)g.interval, (long long)g.burst);
         tr = (track){-1, 0, -1, 0};
       }
     }

@@ -1,5 +1,5 @@
-/* fuzz_listener: the HTTP listener's request parsing, runtime/reqparse.c on Node's
- * http_parser (libhttp-parser, as runtime/server.c links it), with callbacks that do
+/* fuzz_listener: the HTTP listener's request parsing, runtime/core/reqparse.c on Node's
+ * http_parser (libhttp-parser, as runtime/mod/server.c links it), with callbacks that do
  * exactly what server.c's do and a feed loop that mirrors server.c's feed(): pause at
  * each complete request, answer it at once (keep-alive resumes the parser on the rest
  * of the buffer, otherwise the connection closes), stop at the first parser error.
@@ -15,8 +15,8 @@
  * within the limits; server.c's feed() never spins (no progress without an error or
  * a pause); and both ways of reading give the same requests (method, target, headers,
  * body) and both end in an error or neither (413/431 may legitimately become 400). */
+#include "core/reqparse.h"
 #include "fuzz.h"
-#include "reqparse.h"
 #include <strings.h>
 
 FZ_COUNTERS(parser_states, 8192);
@@ -52,7 +52,8 @@ static void check_headers(const conn *c) {
   if (n != r->nheaders || pos != r->hdrs.len)
     FZ_FAIL("header walk: %d pairs ending at %zu, but nheaders %d and hdrs.len %zu", n, pos, r->nheaders, r->hdrs.len);
   if (r->nheaders > r->max_headers) FZ_FAIL("%d headers > max %d", r->nheaders, r->max_headers);
-  if (r->header_bytes > r->max_header_bytes) FZ_FAIL("%zu header bytes > max %zu", r->header_bytes, r->max_header_bytes);
+  if (r->header_bytes > r->max_header_bytes)
+    FZ_FAIL("%zu header bytes > max %zu", r->header_bytes, r->max_header_bytes);
   if (r->url.len > r->header_bytes) FZ_FAIL("URL of %zu bytes but %zu header bytes", r->url.len, r->header_bytes);
   if (r->body.len > r->max_body) FZ_FAIL("body %zu > max %zu", r->body.len, r->max_body);
 }
@@ -111,13 +112,13 @@ static int on_message_complete(http_parser *p) { /* dispatch(): hash what Lua wo
 }
 
 static const http_parser_settings settings = {
-  .on_message_begin = on_message_begin,
-  .on_url = on_url,
-  .on_header_field = on_header_field,
-  .on_header_value = on_header_value,
-  .on_headers_complete = on_headers_complete,
-  .on_body = on_body,
-  .on_message_complete = on_message_complete,
+    .on_message_begin = on_message_begin,
+    .on_url = on_url,
+    .on_header_field = on_header_field,
+    .on_header_value = on_header_value,
+    .on_headers_complete = on_headers_complete,
+    .on_body = on_body,
+    .on_message_complete = on_message_complete,
 };
 
 /* server.c's feed() on the bytes received so far (data[*off .. avail)) */

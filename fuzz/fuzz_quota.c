@@ -1,4 +1,4 @@
-/* fuzz_quota: rate-limit header values, runtime/quota.c parse_quota_int(),
+/* fuzz_quota: rate-limit header values, runtime/core/quota.c parse_quota_int(),
  * parse_quota_reset() and parse_sf_list() (IETF RateLimit / RateLimit-Policy).
  * Input: byte 0 picks how many items parse_sf_list may fill (0..8, the array is
  * allocated at exactly that size so ASan sees an overrun); the rest is the value.
@@ -6,8 +6,8 @@
  * int is integral and in 0..9e15; a reset is finite and >= 0; parse_sf_list returns
  * -1..max, every name and parameter key is NUL-terminated inside its field, and
  * has_value is 0/1, nparams 0..SF_MAX_PARAMS. */
+#include "core/quota.h"
 #include "fuzz.h"
-#include "quota.h"
 #include <math.h>
 
 static void check_items(const char *v, const sf_item *it, int n, int max) {
@@ -17,7 +17,8 @@ static void check_items(const char *v, const sf_item *it, int n, int max) {
     if (it[i].has_value != 0 && it[i].has_value != 1) FZ_FAIL("item %d has_value %d", i, it[i].has_value);
     if (it[i].nparams < 0 || it[i].nparams > SF_MAX_PARAMS) FZ_FAIL("item %d nparams %d", i, it[i].nparams);
     for (int k = 0; k < it[i].nparams; k++)
-      if (!memchr(it[i].params[k].key, 0, sizeof it[i].params[k].key)) FZ_FAIL("item %d param %d key not terminated", i, k);
+      if (!memchr(it[i].params[k].key, 0, sizeof it[i].params[k].key))
+        FZ_FAIL("item %d param %d key not terminated", i, k);
   }
 }
 
@@ -27,7 +28,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   char *v = fz_str(data + 1, size - 1);
 
   int64_t q = -1;
-  if (parse_quota_int(v, &q) == 0 && (q < 0 || q > 9000000000000000LL)) FZ_FAIL("quota int '%s' -> %lld", v, (long long)q);
+  if (parse_quota_int(v, &q) == 0 && (q < 0 || q > 9000000000000000LL))
+    FZ_FAIL("quota int '%s' -> %lld", v, (long long)q);
 
   static const double nows[] = {0, 1700000000.25, 4102444800.0};
   for (size_t i = 0; i < sizeof nows / sizeof *nows; i++) {

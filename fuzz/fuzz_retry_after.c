@@ -1,25 +1,26 @@
-/* fuzz_retry_after: Retry-After values, runtime/quota.c parse_retry_after() and
+/* fuzz_retry_after: Retry-After values, runtime/core/quota.c parse_retry_after() and
  * parse_http_date() (IMF-fixdate, RFC 850, asctime).
  * Input: the header value (a C string: bytes after a NUL are not seen).
  * Invariants: no read past the string (ASan), no UB (UBSan); a parsed wait is finite
  * and >= 0; a parsed date lies within the accepted years 1900..9999 (a week of slack
  * for the normalisation of e.g. "31 Feb") and, printed back as an IMF-fixdate, parses
  * to the same instant; a date Retry-After waits exactly max(0, date - now). */
+#include "core/quota.h"
 #include "fuzz.h"
-#include "quota.h"
 #include <math.h>
 #include <time.h>
 
-#define YEAR_1900 (-2208988800LL)
+#define YEAR_1900  (-2208988800LL)
 #define YEAR_10000 253402300800LL
-#define WEEK (7 * 86400LL)
+#define WEEK       (7 * 86400LL)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   char *v = fz_str(data, size);
   int64_t t = 0;
   int is_date = parse_http_date(v, &t) == 0;
   if (is_date) {
-    if (t < YEAR_1900 - WEEK || t > YEAR_10000 + WEEK) FZ_FAIL("'%s' parsed to %lld: outside 1900..9999", v, (long long)t);
+    if (t < YEAR_1900 - WEEK || t > YEAR_10000 + WEEK)
+      FZ_FAIL("'%s' parsed to %lld: outside 1900..9999", v, (long long)t);
     time_t tt = (time_t)t;
     struct tm tm;
     if (gmtime_r(&tt, &tm) && tm.tm_year + 1900 <= 9999) {

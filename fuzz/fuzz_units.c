@@ -1,11 +1,11 @@
-/* fuzz_units: rate and duration strings, runtime/units.c parse_rate() and
+/* fuzz_units: rate and duration strings, runtime/core/units.c parse_rate() and
  * parse_duration() ("50/min", "100/30s", "250ms", "1.5h", bare numbers).
  * Input: the string (a C string: bytes after a NUL are not seen).
  * Invariants: no read past the string (ASan), no UB (UBSan); an error is a non-empty
  * message; a duration is 0..9e18 ns; a rate has a finite count > 0, a period > 0 ns
  * and no more than one request per nanosecond (period / count >= 1). */
+#include "core/units.h"
 #include "fuzz.h"
-#include "units.h"
 #include <math.h>
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {

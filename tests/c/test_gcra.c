@@ -1,6 +1,6 @@
 /* GCRA arithmetic: spacing, burst, exactness at high rates, rate changes. */
 #include "check.h"
-#include "gcra.h"
+#include "core/gcra.h"
 #include <stdint.h>
 
 #define S 1000000000LL

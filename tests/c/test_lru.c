@@ -1,6 +1,6 @@
 /* The cache index: lookups, LRU order, reclaim order, slot reuse, growth. */
 #include "check.h"
-#include "lru.h"
+#include "core/lru.h"
 #include <stdio.h>
 #include <string.h>
 

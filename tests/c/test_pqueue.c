@@ -1,6 +1,6 @@
 /* The stable priority heap: lower first, push order within a priority. */
 #include "check.h"
-#include "pqueue.h"
+#include "core/pqueue.h"
 
 int main(void) {
   pqueue q;

@@ -1,6 +1,6 @@
 /* Retry-After, HTTP dates, quota values and structured fields. */
 #include "check.h"
-#include "quota.h"
+#include "core/quota.h"
 #include <string.h>
 
 int main(void) {

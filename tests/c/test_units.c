@@ -1,11 +1,13 @@
 /* Rate and duration strings. */
 #include "check.h"
-#include "units.h"
+#include "core/units.h"
 #include <string.h>
 
 #define S 1000000000LL
 
-static int rate(const char *s, double *c, int64_t *p) { return parse_rate(s, c, p) == NULL; }
+static int rate(const char *s, double *c, int64_t *p) {
+  return parse_rate(s, c, p) == NULL;
+}
 
 int main(void) {
   int64_t ns;

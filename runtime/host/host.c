@@ -1,0 +1,216 @@
+/* host.c: makes the Lua state (libraries, embedded lualib/, C modules), runs the main
+ * chunk as a task on the loop, reports errors with a traceback, and tears down. */
+#include "host/host.h"
+#include "host/embed.h"
+#include "mod/http.h"
+#include "sched/loop.h"
+#include "sched/task.h"
+#include <lauxlib.h>
+#include <lualib.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* package.searchers entry: $PACER_PATH first (development), then the embedded copy. */
+static int embedded_searcher(lua_State *L) {
+  const char *name = luaL_checkstring(L, 1);
+  const char *dir = getenv("PACER_PATH");
+  if (dir && *dir) {
+    const char *rel = luaL_gsub(L, name, ".", "/");
+    const char *tries[] = {"%s/%s.lua", "%s/%s/init.lua"};
+    for (int i = 0; i < 2; i++) {
+      const char *path = lua_pushfstring(L, tries[i], dir, rel);
+      FILE *f = fopen(path, "r");
+      if (f) {
+        fclose(f);
+        if (luaL_loadfilex(L, path, "t") != LUA_OK) return lua_error(L);
+        lua_pushstring(L, path);
+        return 2;
+      }
+      lua_pop(L, 1);
+    }
+  }
+  for (const struct embedded_module *m = pacer_embedded; m->name; m++) {
+    if (strcmp(m->name, name) == 0) {
+      if (luaL_loadbufferx(L, m->data, m->len, m->chunkname, "t") != LUA_OK) return lua_error(L);
+      lua_pushstring(L, m->chunkname + 1);
+      return 2;
+    }
+  }
+  lua_pushfstring(L, "no embedded module '%s'", name);
+  return 1;
+}
+
+static void install_searcher(lua_State *L) {
+  lua_getglobal(L, "package");
+  lua_getfield(L, -1, "searchers");
+  int n = (int)lua_rawlen(L, -1);
+  for (int i = n; i >= 2; i--) { /* shift to make room at 2, after preload */
+    lua_rawgeti(L, -1, i);
+    lua_rawseti(L, -2, i + 1);
+  }
+  lua_pushcfunction(L, embedded_searcher);
+  lua_rawseti(L, -2, 2);
+  lua_pop(L, 2);
+}
+
+static void set_str(lua_State *L, const char *k, const char *v) {
+  if (!v) return;
+  lua_pushstring(L, v);
+  lua_setfield(L, -2, k);
+}
+
+/* package.loaded["pacer.c.cmdline"]: what the command line said, for the Lua layer. */
+static void publish_options(lua_State *L, const host_opts *o) {
+  luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
+  lua_createtable(L, 0, 6);
+  lua_pushinteger(L, o->quiet ? -1 : o->verbose);
+  lua_setfield(L, -2, "verbosity");
+  set_str(L, "events", o->events);
+  set_str(L, "stats", o->stats);
+  set_str(L, "progress", o->progress);
+  lua_setfield(L, -2, "pacer.c.cmdline");
+  lua_pop(L, 1);
+}
+
+/* arg = {[-k..-1] = interpreter and options, [0] = script, [1..] = arguments} */
+static void make_arg(lua_State *L, const host_opts *o) {
+  lua_createtable(L, o->nargs, o->script_index + 1);
+  for (int i = 0; i < o->script_index; i++) {
+    lua_pushstring(L, o->argv[i]);
+    lua_rawseti(L, -2, i - o->script_index);
+  }
+  lua_pushstring(L, o->script ? o->script : o->code ? "-e" : o->argv[0]);
+  lua_rawseti(L, -2, 0);
+  for (int i = 0; i < o->nargs; i++) {
+    lua_pushstring(L, o->args[i]);
+    lua_rawseti(L, -2, i + 1);
+  }
+  lua_setglobal(L, "arg");
+}
+
+typedef struct run_state {
+  task *main;
+  pacer_loop *loop;
+} run_state;
+
+static int main_done(void *arg) {
+  run_state *rs = arg;
+  int ok;
+  if (!task_finished(rs->main, &ok)) return 0;
+  return !ok || rs->loop->live == 0; /* a failed main ends the run at once */
+}
+
+/* Calls pacer.report's at-exit hook (summary, --stats) under protection. */
+static void at_exit(lua_State *L, const char *how) {
+  lua_getglobal(L, "require");
+  lua_pushliteral(L, "pacer.run.summary");
+  if (lua_pcall(L, 1, 1, 0) == LUA_OK) {
+    lua_getfield(L, -1, "at_exit");
+    lua_pushstring(L, how);
+    if (lua_pcall(L, 1, 0, 0) != LUA_OK) fprintf(stderr, "pacer: at exit: %s\n", lua_tostring(L, -1));
+  } else {
+    fprintf(stderr, "pacer: %s\n", lua_tostring(L, -1));
+  }
+  lua_pop(L, 1);
+}
+
+static int pmain(lua_State *L) {
+  const host_opts *o = lua_touserdata(L, 1);
+  pacer_loop *loop = loop_get(L);
+  luaL_openlibs(L);
+  host_preload(L);
+  install_searcher(L);
+  publish_options(L, o);
+  lua_getglobal(L, "require"); /* boot: wraps coroutine.*, sets the `pacer` global */
+  lua_pushliteral(L, "pacer.base.boot");
+  lua_call(L, 1, 0);
+  make_arg(L, o);
+
+  int status;
+  if (o->interactive) { /* the REPL is the main function; the chunk (if any) its argument */
+    lua_getglobal(L, "require");
+    lua_pushliteral(L, "pacer.repl");
+    lua_call(L, 1, 1);
+    lua_getfield(L, -1, "main");
+    lua_remove(L, -2);
+  }
+  if (o->code)
+    status = luaL_loadbuffer(L, o->code, strlen(o->code), "=(command line)");
+  else if (o->module) {
+    lua_getglobal(L, "require");
+    lua_pushstring(L, o->module);
+    status = lua_pcall(L, 1, 1, 0);
+  } else if (o->script)
+    status = luaL_loadfile(L, strcmp(o->script, "-") == 0 ? NULL : o->script);
+  else
+    status = (lua_pushnil(L), LUA_OK); /* the REPL alone */
+  if (status != LUA_OK) {
+    fprintf(stderr, "pacer: %s\n", lua_tostring(L, -1));
+    lua_pushinteger(L, 1);
+    return 1;
+  }
+  for (int i = 0; i < o->nargs; i++) lua_pushstring(L, o->args[i]);
+  run_state rs = {task_spawn(L, o->nargs + (o->interactive ? 1 : 0)), loop}; /* [main task] */
+  lua_pushlightuserdata(L, rs.main);
+  lua_setfield(L, LUA_REGISTRYINDEX, "pacer.main_task");
+
+  int code = loop_run(loop, main_done, &rs);
+  int ok = 0;
+  if (code == 130) {
+    fprintf(stderr, "\npacer: interrupted\n");
+    at_exit(L, "interrupted");
+  } else if (!task_finished(rs.main, &ok)) {
+    fprintf(stderr, "pacer: the main task is blocked with nothing left to wake it (deadlock)\n");
+    code = 1;
+  } else if (ok && loop->live > 0) {
+    fprintf(stderr, "pacer: %d task%s blocked with nothing left to wake %s (deadlock)\n", loop->live,
+            loop->live == 1 ? " is" : "s are", loop->live == 1 ? "it" : "them");
+    code = 1;
+  } else if (!ok) {
+    lua_settop(L, 2);
+    task_push_error(L, rs.main); /* [.., err, traceback] */
+    fprintf(stderr, "pacer: %s\n", lua_tostring(L, -1));
+    at_exit(L, "error");
+    code = 1;
+  } else {
+    at_exit(L, "ok");
+    code = loop->failed ? 1 : 0;
+    if (o->module) { /* a subcommand's main function may return its exit status (2: bad usage) */
+      lua_settop(L, 2);
+      task_push_results(L, rs.main); /* [.., {n=, ...}] */
+      lua_rawgeti(L, -1, 1);
+      if (lua_isinteger(L, -1)) code = (int)lua_tointeger(L, -1);
+    }
+  }
+  lua_pushinteger(L, code);
+  return 1;
+}
+
+int host_run(const host_opts *o) {
+  lua_State *L = luaL_newstate();
+  if (!L) {
+    fprintf(stderr, "pacer: cannot create the Lua state (out of memory)\n");
+    return 1;
+  }
+  pacer_loop *loop = loop_new(L);
+  if (!loop) {
+    fprintf(stderr, "pacer: cannot create the event loop\n");
+    lua_close(L);
+    return 1;
+  }
+  lua_pushcfunction(L, pmain);
+  lua_pushlightuserdata(L, (void *)o);
+  int code;
+  if (lua_pcall(L, 1, 1, 0) != LUA_OK) {
+    const char *msg = lua_tostring(L, -1);
+    fprintf(stderr, "pacer: %s\n", msg ? msg : "(error object is not a string)");
+    code = 1;
+  } else {
+    code = (int)lua_tointeger(L, -1);
+  }
+  http_shutdown(loop); /* cancels transfers still in flight */
+  lua_close(L);
+  loop_free(loop);
+  return code;
+}

@@ -1,0 +1,25 @@
+/* host.h: the Lua state of a pacer process: boot, the main task, exit status. */
+#ifndef PACER_HOST_H
+#define PACER_HOST_H
+
+typedef struct host_opts {
+  const char *script; /* file to run, or NULL */
+  const char *code;   /* -e CODE, or NULL */
+  const char *module; /* an embedded module run as the main chunk (subcommands) */
+  char **args;        /* arguments after the script */
+  int nargs;
+  char **argv;      /* the whole command line, for arg[negative] */
+  int script_index; /* index in argv of the script (arg[0]) */
+  int verbose, quiet;
+  int interactive; /* -i, or no script on a terminal: the REPL after the script */
+  const char *events, *stats, *progress;
+} host_opts;
+
+/* Runs the script or code as the main task. Returns the process exit status:
+ * 0 ok, 1 error, 130 SIGINT. Never calls exit(). */
+int host_run(const host_opts *o);
+
+struct lua_State;
+/* Puts every pacer.c.* module in package.preload (host/modules.c). */
+void host_preload(struct lua_State *L);
+#endif

@@ -1,0 +1,107 @@
+/* main.c: the command line. Parses options and hands over to the host. */
+#include "host/host.h"
+#include <curl/curl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+static const char usage[] =
+    "usage: pacer [OPTIONS] SCRIPT [ARGS...]   run a Lua script as the main task\n"
+    "       pacer [OPTIONS] -e CODE [ARGS...]  run CODE\n"
+    "       pacer [-i]                         the REPL (on a terminal; else the script on stdin)\n"
+    "       pacer mock [--port P] [--rate R] [--fail P] [--drop P] [--latency D] [--mode gcra|fixed]\n"
+    "                                          a rate-limited mock API in the foreground\n"
+    "       pacer --version | --help\n"
+    "\n"
+    "options:\n"
+    "  -e CODE              run CODE instead of a script file\n"
+    "  -i                   enter the REPL after running the script or CODE\n"
+    "  -v, --verbose        more log output (repeat for debug)\n"
+    "  -q, --quiet          no progress line and no summary\n"
+    "  --progress=MODE      auto (a live line on a terminal), plain (a line every 5 s), off\n"
+    "  --events FILE.jsonl  write one JSON line per HTTP attempt\n"
+    "  --stats FILE.json    write the run summary as JSON at exit\n"
+    "  -h, --help           this help\n"
+    "  --version            print the version\n"
+    "\n"
+    "exit status: 0 ok, 1 error, 2 bad command line, 130 interrupted (SIGINT)\n"
+    "environment: PACER_PATH=DIR loads lualib modules from DIR instead of the built-in copy\n";
+
+static int bad(const char *msg, const char *what) {
+  fprintf(stderr, "pacer: %s '%s'\n%s", msg, what, "try 'pacer --help'\n");
+  return 2;
+}
+
+int main(int argc, char **argv) {
+  host_opts o = {0};
+  o.argv = argv;
+  o.progress = "auto";
+  int i = 1;
+  for (; i < argc; i++) {
+    const char *a = argv[i];
+    if (a[0] != '-' || strcmp(a, "-") == 0) break;
+    if (strcmp(a, "--") == 0) {
+      i++;
+      break;
+    }
+    if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+      fputs(usage, stdout);
+      return 0;
+    } else if (!strcmp(a, "--version")) {
+      printf("pacer %s (%s, libcurl %s)\n", PACER_VERSION, "Lua 5.4", curl_version_info(CURLVERSION_NOW)->version);
+      return 0;
+    } else if (!strcmp(a, "-e")) {
+      if (++i >= argc) return bad("option needs an argument:", "-e");
+      o.code = argv[i];
+    } else if (!strcmp(a, "-i")) {
+      o.interactive = 1;
+    } else if (!strcmp(a, "-v") || !strcmp(a, "--verbose")) {
+      o.verbose++;
+    } else if (!strcmp(a, "-vv")) {
+      o.verbose += 2;
+    } else if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) {
+      o.quiet = 1;
+    } else if (!strncmp(a, "--progress=", 11)) {
+      o.progress = a + 11;
+      if (strcmp(o.progress, "auto") && strcmp(o.progress, "plain") && strcmp(o.progress, "off"))
+        return bad("--progress takes auto, plain or off, not", o.progress);
+    } else if (!strcmp(a, "--events") || !strcmp(a, "--stats")) {
+      if (++i >= argc) return bad("option needs a file name:", a);
+      if (a[2] == 'e')
+        o.events = argv[i];
+      else
+        o.stats = argv[i];
+    } else {
+      return bad("unknown option", a);
+    }
+  }
+  o.script_index = i;
+  if (!o.code) {
+    if (i >= argc) {
+      if (isatty(0))
+        o.interactive = 1; /* `pacer` on a terminal: the REPL */
+      else
+        o.script = "-"; /* `pacer < job.lua`: the script from stdin */
+    } else {
+      if (!strcmp(argv[i], "mock"))
+        o.module = "pacer.cli.mock";
+      else if (!strcmp(argv[i], "report"))
+        o.module = "pacer.cli.report";
+      else
+        o.script = argv[i];
+      i++;
+    }
+  }
+  if (o.interactive && o.module) return bad("-i does not go with", argv[o.script_index]);
+  o.args = argv + i;
+  o.nargs = argc - i;
+  signal(SIGPIPE, SIG_IGN); /* a closed peer is an error result, not a death */
+  if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+    fprintf(stderr, "pacer: cannot initialise libcurl\n");
+    return 1;
+  }
+  int code = host_run(&o);
+  curl_global_cleanup();
+  return code;
+}

@@ -1,0 +1,44 @@
+/* loop.h: the one event loop of a pacer process and the scheduler state around it.
+ * The loop is the only mutable state that is not owned by a Lua object; it is reached
+ * from any Lua thread through the main state's extra space. */
+#ifndef PACER_LOOP_H
+#define PACER_LOOP_H
+#include <lua.h>
+#include <stdint.h>
+
+struct event_base;
+struct event;
+struct task;
+struct http_multi;
+
+typedef struct pacer_loop {
+  struct event_base *base;
+  lua_State *L;            /* main state */
+  struct task *current;    /* the task being resumed, or NULL */
+  struct task *ready_head; /* tasks to resume on the next turn of the loop */
+  struct task *ready_tail;
+  struct event *ready_ev; /* made active while ready_head is not empty */
+  struct event *sigint_ev;
+  int live;                                 /* tasks started and not finished */
+  int failed;                               /* tasks that died with an error nobody waited for */
+  volatile int interrupted;                 /* SIGINT seen */
+  struct http_multi *http;                  /* libcurl multi glue, made on first use */
+  void (*sigint_hook)(struct pacer_loop *); /* the REPL's Ctrl-C, instead of ending the run */
+} pacer_loop;
+
+/* Creates the loop and ties it to L (and every thread made from L later).
+ * Returns NULL when the event base cannot be made. */
+pacer_loop *loop_new(lua_State *L);
+/* Frees what loop_new made; transfers and servers are freed by their own objects. */
+void loop_free(pacer_loop *loop);
+pacer_loop *loop_get(lua_State *L);
+
+/* Monotonic nanoseconds, and the same clock in seconds. */
+int64_t loop_now_ns(void);
+double loop_now(void);
+/* Wall-clock seconds since the epoch (for HTTP dates and quota resets). */
+double loop_wall(void);
+
+/* Runs until `done()` says so, the loop runs dry, or SIGINT. Returns 0, or 130 on SIGINT. */
+int loop_run(pacer_loop *loop, int (*done)(void *), void *arg);
+#endif
