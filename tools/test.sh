@@ -18,7 +18,7 @@ c_failed=${c_failed:-1}
 # Each spec file runs in its own process, with a time limit, so one hang cannot stall CI.
 b_passed=0
 b_failed=0
-for f in spec/*_spec.lua; do
+for f in $(find spec -name "*_spec.lua" | sort); do
   timeout 300 "$PACER" -q tools/busted.lua -o TAP "$f" >"$log/tap" 2>"$log/err"
   rc=$?
   cat "$log/tap"

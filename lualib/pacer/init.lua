@@ -1,13 +1,13 @@
 -- pacer: the public Lua API (see README). C objects come from pacer.c.*; policies and
--- helpers from the Lua modules beside this file.
+-- helpers from the role folders beside this file (http/, policy/, limiter/, ...).
 local corelib = require "pacer.c.corelib"
 local task = require "pacer.c.task"
 local http = require "pacer.c.http"
-local new_limiter = require "pacer.c.limiter"
-local opts = require "pacer.opts"
+local opts = require "pacer.base.options"
+local pool = require "pacer.run.pool"
 
 local pacer = {
-  version = "0.1.0",
+  version = corelib.version,
   spawn = task.spawn,
   sleep = task.sleep,
   now = task.now,
@@ -18,40 +18,27 @@ local pacer = {
   parse_retry_after = corelib.parse_retry_after,
   parse_quota = corelib.parse_quota,
   json = require "cjson",
-  backoff = require "pacer.backoff",
+  backoff = require "pacer.policy.backoff",
   inflight = http.inflight,
 }
 
-function pacer.limiter(o)
-  if type(o) == "table" and o.redis ~= nil then return require("pacer.redis").limiter(o) end
-  local state, key
-  if type(o) == "table" and o.state ~= nil then -- state = "pacer.db", key = "name"
-    state, key = o.state, o.key
-    if type(state) ~= "string" then opts.raise("pacer.limiter: option 'state' must be a file name, got %s", type(state)) end
-    if type(key) ~= "string" then opts.raise("pacer.limiter: a persisted limiter needs a 'key' naming it") end
-    o = {rate = o.rate, rules = o.rules, burst = o.burst}
-  end
-  local ok, lim = pcall(new_limiter, o)
-  if not ok then opts.raise("%s", lim) end
-  if state then return require("pacer.state").wrap(lim, state, key) end
-  return lim
-end
+pacer.limiter = require("pacer.limiter").new
 
-pacer.request = require("pacer.request").request
-pacer.client = require("pacer.client").new
-pacer.serve = require("pacer.serve").serve
-pacer.semaphore = require("pacer.sync").semaphore
-pacer.progress = require("pacer.progress").start
+pacer.request = require("pacer.http.request").request
+pacer.client = require("pacer.http.client").new
+pacer.serve = require("pacer.serve.listener").serve
+pacer.semaphore = require("pacer.base.semaphore").semaphore
+pacer.progress = require("pacer.run.progress").start
 pacer.cache = require("pacer.cache").new
 pacer.queue = require("pacer.queue").new
-pacer.batch = require("pacer.batch").new
-pacer.alert = require "pacer.alert"
-pacer.every = require("pacer.schedule").every
-pacer.at = require("pacer.schedule").at
-pacer.random = require("pacer.rng").new
-pacer.webhook = require "pacer.webhook"
-function pacer.mock(o) return require("pacer.mock").start(o) end -- loaded on first use
-function pacer.stats() return require("pacer.stats").copy(require("pacer.stats").run) end
+pacer.batch = require("pacer.run.batch").new
+pacer.alert = require "pacer.run.alert"
+pacer.every = require("pacer.run.schedule").every
+pacer.at = require("pacer.run.schedule").at
+pacer.random = require("pacer.base.rng").new
+pacer.webhook = require "pacer.serve.webhook"
+function pacer.mock(o) return require("pacer.serve.mock").start(o) end -- loaded on first use
+function pacer.stats() return require("pacer.run.stats").copy(require("pacer.run.stats").run) end
 
 -- pacer.each(list, fn, {concurrency = 16}): fn(item, index) for every item with at most
 -- `concurrency` running at once. Returns {ok=, value=|err=} per item, in list order.
@@ -64,19 +51,14 @@ function pacer.each(list, fn, o)
   if conc < 1 then opts.raise("pacer.each: 'concurrency' must be >= 1, got %d", conc) end
   local bar = o.progress ~= false and pacer.progress{total = n, label = o.label}
   local results, next_i = {}, 0
-  local function worker()
-    while true do
-      next_i = next_i + 1
-      local i = next_i
-      if i > n then return end
-      local ok, v = pcall(fn, list[i], i)
-      results[i] = ok and {ok = true, value = v} or {ok = false, err = v}
-      if bar then bar:advance(ok) end
-    end
-  end
-  local workers = {}
-  for w = 1, math.min(conc, n) do workers[w] = task.spawn(worker) end
-  for _, w in ipairs(workers) do w:wait() end
+  pool.run(math.min(conc, n), function()
+    next_i = next_i + 1
+    return next_i <= n and next_i or nil
+  end, function(i)
+    local ok, v = pcall(fn, list[i], i)
+    results[i] = ok and {ok = true, value = v} or {ok = false, err = v}
+    if bar then bar:advance(ok) end
+  end)
   if bar then bar:finish() end
   return results
 end

@@ -1,7 +1,7 @@
--- spec/cache_spec.lua: pacer.cache: get/set/delete, LRU eviction by count and by bytes,
+-- spec/cache/cache_spec.lua: pacer.cache: get/set/delete, LRU eviction by count and by bytes,
 -- TTLs on a controllable clock, reclaiming of expired entries, counters, single-flight
 -- fetch (errors, negative caching, stale-while-revalidate) and option checking.
--- Runs inside the pacer host: ./build/pacer tools/busted.lua -o TAP spec/cache_spec.lua
+-- Runs inside the pacer host: ./build/pacer tools/busted.lua -o TAP spec/cache/cache_spec.lua
 -- TTL tests move a fake clock (the `clock` option) instead of sleeping.
 
 local message = dofile("spec/support/helpers.lua").message
@@ -580,11 +580,11 @@ describe("pacer.cache errors", function()
   it("refuses bad option values", function()
     assert.are.equal("pacer.cache: expected a table of options, got number",
       message(function() return pacer.cache(5) end))
-    assert.are.equal("pacer.cache: ttl: a duration must not be negative",
+    assert.are.equal("pacer.cache: option 'ttl': invalid duration -1: must be between 0 and 1e9 seconds",
       message(function() return pacer.cache{ttl = -1} end))
-    assert.are.equal("pacer.cache: ttl: invalid duration 'soon': expected a duration like 250ms, 30s, 5m, 1h "
+    assert.are.equal("pacer.cache: option 'ttl': invalid duration 'soon': expected a duration like 250ms, 30s, 5m, 1h "
       .. "or a number of seconds", message(function() return pacer.cache{ttl = "soon"} end))
-    assert.are.equal("pacer.cache: stale_while_revalidate: a duration must not be negative",
+    assert.are.equal("pacer.cache: option 'stale_while_revalidate': invalid duration -2: must be between 0 and 1e9 seconds",
       message(function() return pacer.cache{stale_while_revalidate = -2} end))
     assert.are.equal("pacer.cache: 'max_entries' must be at least 1",
       message(function() return pacer.cache{max_entries = 0} end))
@@ -649,10 +649,12 @@ describe("pacer.cache regressions", function()
   end)
 
   it("refuses a bad negative_ttl at construction", function()
-    assert.are.equal("pacer.cache: 'negative_ttl' must be a positive duration, got -1",
+    assert.are.equal("pacer.cache: option 'negative_ttl': invalid duration -1: must be between 0 and 1e9 seconds",
       message(function() pacer.cache{negative_ttl = -1} end))
-    assert.are.equal("pacer.cache: 'negative_ttl' must be a positive duration, got soon",
-      message(function() pacer.cache{negative_ttl = "soon"} end))
+    assert.are.equal("pacer.cache: option 'negative_ttl': invalid duration 'soon': expected a duration like 250ms, "
+      .. "30s, 5m, 1h or a number of seconds", message(function() pacer.cache{negative_ttl = "soon"} end))
+    assert.are.equal("pacer.cache: 'negative_ttl' must be greater than 0",
+      message(function() pacer.cache{negative_ttl = 0} end))
   end)
 
   it("keeps cached loader errors out of get()", function()

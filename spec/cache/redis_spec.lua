@@ -128,7 +128,8 @@ print(c:get("a"), c:fetch("b", function() return "loaded" end), c:fetch("b", fun
       message(function() pacer.cache{redis = redis.url, max_entries = 10} end))
     assert.are.equal('pacer.cache: \'redis\' must look like redis://HOST:PORT, got "localhost:6379"',
       message(function() pacer.cache{redis = "localhost:6379"} end))
-    assert.are.equal("pacer.cache: 'ttl' must be a duration >= 0, got soon",
+    assert.are.equal("pacer.cache: option 'ttl': invalid duration 'soon': expected a duration like 250ms, 30s, 5m, 1h "
+      .. "or a number of seconds",
       message(function() pacer.cache{redis = redis.url, ttl = "soon"} end))
     local c = pacer.cache{redis = redis.url, name = fresh_name()}
     assert.are.equal("cache:set: a Redis cache stores JSON: Cannot serialise function: type not supported",

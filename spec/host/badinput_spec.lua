@@ -1,11 +1,11 @@
--- spec/badinput_spec.lua: a catalogue of bad inputs and what pacer says about each.
+-- spec/host/badinput_spec.lua: a catalogue of bad inputs and what pacer says about each.
 -- Misuse raises at the caller's line with a message naming the function, the option and
 -- what it accepts; messages are compared exactly after stripping the "file:line: "
 -- prefix. Whole scripts run as a subprocess (H.run_pacer): exit code and stderr.
--- Runs inside the pacer host: ./build/pacer -q tools/busted.lua -o TAP spec/badinput_spec.lua
+-- Runs inside the pacer host: ./build/pacer -q tools/busted.lua -o TAP spec/host/badinput_spec.lua
 local H = dofile("spec/support/helpers.lua")
 
-local THIS = debug.getinfo(1, "S").short_src -- "spec/badinput_spec.lua"
+local THIS = debug.getinfo(1, "S").short_src -- "spec/host/badinput_spec.lua"
 
 -- error text without the "file:line: " prefix, and the full text
 local function message(fn)
@@ -308,15 +308,15 @@ describe("durations: zero, negative, garbage, overflowing", function()
   end)
 
   it("negative", function()
-    assert.are.equal("pacer.request: option 'timeout': invalid duration -1: must be between 0 and 9e9 seconds",
+    assert.are.equal("pacer.request: option 'timeout': invalid duration -1: must be between 0 and 1e9 seconds",
       message(function() return pacer.request{url = u, timeout = -1} end))
     assert.are.equal("pacer.request: option 'timeout': invalid duration '-1s': a duration must not be negative",
       message(function() return pacer.request{url = u, timeout = "-1s"} end))
     assert.are.equal("pacer.sleep: invalid duration -1: must be between 0 and 1e9 seconds",
       message(function() return pacer.sleep(-1) end))
-    assert.are.equal("pacer.cache: ttl: a duration must not be negative",
+    assert.are.equal("pacer.cache: option 'ttl': invalid duration -1: must be between 0 and 1e9 seconds",
       message(function() return pacer.cache{ttl = -1} end))
-    assert.are.equal("pacer.queue: option 'retry_delay': invalid duration -1: must be between 0 and 9e9 seconds",
+    assert.are.equal("pacer.queue: option 'retry_delay': invalid duration -1: must be between 0 and 1e9 seconds",
       message(function() return pacer.queue{retry_delay = -1} end))
     assert.are.equal("pacer.every: interval must be a positive duration, got -1s",
       message(function() return pacer.every("-1s", function() end) end))
@@ -328,7 +328,7 @@ describe("durations: zero, negative, garbage, overflowing", function()
     at_this_file(full)
     assert.are.equal("pacer.sleep: invalid duration 'abc': " .. DURATION_FORMS,
       message(function() return pacer.sleep("abc") end))
-    assert.are.equal("pacer.cache: ttl: invalid duration 'abc': " .. DURATION_FORMS,
+    assert.are.equal("pacer.cache: option 'ttl': invalid duration 'abc': " .. DURATION_FORMS,
       message(function() return pacer.cache{ttl = "abc"} end))
     assert.are.equal("pacer.queue: option 'retry_delay': invalid duration 'abc': " .. DURATION_FORMS,
       message(function() return pacer.queue{retry_delay = "abc"} end))
@@ -345,13 +345,13 @@ describe("durations: zero, negative, garbage, overflowing", function()
       message(function() return pacer.request{url = u, timeout = "99999999999999999999h"} end))
     assert.are.equal("pacer.sleep: invalid duration '99999999999999999999h': duration too large",
       message(function() return pacer.sleep("99999999999999999999h") end))
-    assert.are.equal("pacer.cache: ttl: invalid duration '99999999999999999999h': duration too large",
+    assert.are.equal("pacer.cache: option 'ttl': invalid duration '99999999999999999999h': duration too large",
       message(function() return pacer.cache{ttl = "99999999999999999999h"} end))
     assert.are.equal("pacer.queue: option 'retry_delay': invalid duration '99999999999999999999h': duration too large",
       message(function() return pacer.queue{retry_delay = "99999999999999999999h"} end))
     assert.are.equal("pacer.request: option 'timeout': invalid duration '1e400': " .. DURATION_FORMS,
       message(function() return pacer.request{url = u, timeout = "1e400"} end))
-    assert.are.equal("pacer.request: option 'timeout': invalid duration inf: must be between 0 and 9e9 seconds",
+    assert.are.equal("pacer.request: option 'timeout': invalid duration inf: must be between 0 and 1e9 seconds",
       message(function() return pacer.request{url = u, timeout = math.huge} end))
     assert.are.equal("pacer.sleep: invalid duration inf: must be between 0 and 1e9 seconds",
       message(function() return pacer.sleep(math.huge) end))

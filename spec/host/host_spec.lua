@@ -1,5 +1,5 @@
--- spec/host_spec.lua: the pacer command line, run as a real subprocess (H.run_pacer).
--- Runs inside the pacer host: ./build/pacer tools/busted.lua -o TAP spec/host_spec.lua
+-- spec/host/host_spec.lua: the pacer command line, run as a real subprocess (H.run_pacer).
+-- Runs inside the pacer host: ./build/pacer tools/busted.lua -o TAP spec/host/host_spec.lua
 
 local H = dofile("spec/support/helpers.lua")
 

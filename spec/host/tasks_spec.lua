@@ -1,5 +1,5 @@
--- spec/tasks_spec.lua: tasks, sleep, now, each, and user coroutines inside tasks.
--- Runs inside the pacer host: ./build/pacer tools/busted.lua -o TAP spec/tasks_spec.lua
+-- spec/host/tasks_spec.lua: tasks, sleep, now, each, and user coroutines inside tasks.
+-- Runs inside the pacer host: ./build/pacer tools/busted.lua -o TAP spec/host/tasks_spec.lua
 -- (the test bodies run in the main task, so they may wait).
 --
 -- Note: a task that fails while nobody waits for it is reported on stderr and makes the
@@ -410,7 +410,7 @@ describe("user coroutines inside tasks", function()
     local lim = pacer.limiter{rate = "50/s"}
     local outer = coroutine.wrap(function()
       local inner = coroutine.wrap(function()
-        local ok, v = t:wait()
+        local _, v = t:wait()
         coroutine.yield(v)
         lim:acquire()
         lim:acquire() -- the second one waits for the next 20 ms slot

@@ -1,9 +1,9 @@
--- spec/httpcache_spec.lua: the `cache` option of pacer.client: GET responses cached by
+-- spec/http/cache_spec.lua: the `cache` option of pacer.client: GET responses cached by
 -- URL (and `vary` headers), Cache-Control max-age / no-store / no-cache / private, the
 -- configured ttl and per-path ttls, revalidation with ETag and Last-Modified (a 304
 -- refreshes the entry), POST never cached, and the cache counters of api:stats().
 -- A pacer.serve listener on 127.0.0.1 counts what reaches the server.
--- Runs inside the pacer host: ./build/pacer tools/busted.lua -o TAP spec/httpcache_spec.lua
+-- Runs inside the pacer host: ./build/pacer tools/busted.lua -o TAP spec/http/cache_spec.lua
 
 local message = dofile("spec/support/helpers.lua").message
 

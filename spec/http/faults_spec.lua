@@ -1,13 +1,13 @@
--- spec/faults_spec.lua: the fault suite. Injected 5xx and dropped connections (pacer.mock),
+-- spec/http/faults_spec.lua: the fault suite. Injected 5xx and dropped connections (pacer.mock),
 -- latency past the timeout, a server restarted mid-run (`pacer mock` as a subprocess),
 -- connection refused, DNS failure, a self-signed certificate (nginx), a slowloris client
 -- and a 100 MB body against pacer.serve, and a whole job run against a failing mock.
 -- Every outcome is checked on both sides: what the client says and what the server saw.
--- Runs inside the pacer host: ./build/pacer -q tools/busted.lua -o TAP spec/faults_spec.lua
+-- Runs inside the pacer host: ./build/pacer -q tools/busted.lua -o TAP spec/http/faults_spec.lua
 local H = dofile("spec/support/helpers.lua")
 local json = pacer.json
 
-local has, contains = H.has, H.contains
+local contains = H.contains
 
 local function range(n)
   local t = {}

@@ -1,4 +1,4 @@
--- spec/http_spec.lua: pacer.request and pacer.client against pacer.serve, pacer.mock{}
+-- spec/http/request_spec.lua: pacer.request and pacer.client against pacer.serve, pacer.mock{}
 -- and Debian's nginx, all on 127.0.0.1.
 local H = dofile("spec/support/helpers.lua")
 local json = pacer.json
@@ -214,7 +214,7 @@ describe("pacer.request against pacer.serve", function()
 
   it("raises at the caller's line, not inside pacer", function()
     local _, full = message(function() return pacer.request{url = "htp://x"} end)
-    assert.are.equal("spec/http_spec.lua:", full:sub(1, 19))
+    assert.are.equal("spec/http/request_spec.lua:", full:sub(1, 27))
   end)
 
   it("raises on an unknown option, listing the known ones", function()
@@ -466,5 +466,34 @@ describe("pacer.client stats and quota", function()
     assert.are.equal(8, q.remaining)
     assert.is_true(math.abs(q.used - 0.2) < 1e-9, "used " .. tostring(q.used))
     m2:close()
+  end)
+end)
+
+describe("pacer.client attempt loop", function()
+  local m
+  setup(function() m = pacer.mock{rate = "1000/s"} end)
+  teardown(function() m:close() end)
+
+  it("requests waiting on a slow path group hold no concurrency slot", function()
+    local api = pacer.client{base_url = m.url .. "/v2", concurrency = 2, retry = false,
+      groups = {numbers = "1/s"}}
+    local slow = {}
+    for i = 1, 3 do slow[i] = pacer.spawn(function() return api:get("/numbers") end) end
+    pacer.sleep(0.05) -- the first /numbers went; two wait 1 s and 2 s on their group
+    local t0 = pacer.now()
+    local res = assert(api:get("/billing/usage"))
+    local took = pacer.now() - t0
+    assert.are.equal(200, res.status)
+    assert.is_true(took < 0.5, "an unlimited path waited " .. took .. " s behind the group")
+    for _, t in ipairs(slow) do assert.are.equal(200, select(2, t:wait()).status) end
+  end)
+
+  it("a bad URL raises before it takes the limiter's slot", function()
+    local lim = pacer.limiter{rate = "1/10s", burst = 1}
+    local api = pacer.client{base_url = m.url .. "/v2", limiter = lim, retry = false}
+    local ok, err = pcall(api.get, api, "/a b")
+    assert.is_false(ok)
+    assert.is_truthy(tostring(err):find("api:get: invalid URL", 1, true), tostring(err))
+    assert.is_true((lim:try_acquire()), "the bad URL spent the only slot")
   end)
 end)

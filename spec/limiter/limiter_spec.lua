@@ -1,5 +1,5 @@
--- spec/limiter_spec.lua: pacer.limiter (GCRA rules, FIFO waiters), timed with pacer.now.
--- Runs inside the pacer host: ./build/pacer tools/busted.lua -o TAP spec/limiter_spec.lua
+-- spec/limiter/limiter_spec.lua: pacer.limiter (GCRA rules, FIFO waiters), timed with pacer.now.
+-- Runs inside the pacer host: ./build/pacer tools/busted.lua -o TAP spec/limiter/limiter_spec.lua
 -- Timing bounds are generous at the top: the machine is shared and noisy. The lower
 -- bounds are exact: a limiter must never let requests go faster than asked.
 
@@ -423,6 +423,6 @@ describe("pacer.limiter errors", function()
   it("reports the error at the caller's line", function()
     local ok, err = pcall(function() return pacer.limiter{rate = "abc"} end)
     assert.is_false(ok)
-    assert.truthy(err:find("^spec/limiter_spec%.lua:%d+: pacer%.limiter: invalid rate 'abc'"), err)
+    assert.truthy(err:find("^spec/limiter/limiter_spec%.lua:%d+: pacer%.limiter: invalid rate 'abc'"), err)
   end)
 end)

@@ -1,9 +1,9 @@
--- spec/adaptive_spec.lua: pacer.client{adaptive = true}: the pace learnt from quota
+-- spec/policy/adaptive_spec.lua: pacer.client{adaptive = true}: the pace learnt from quota
 -- headers (pacer.mock, fixed windows, no declared rate), from 429s when the API sends no
 -- headers (halve on a 429), the client-wide Retry-After pause, remaining = 0 pausing
 -- until the reset, the tightest of several IETF policies, the declared rate as a
 -- ceiling, `target`, and api:quota().exhausts_in. Servers on 127.0.0.1 count hits.
--- Runs inside the pacer host: ./build/pacer tools/busted.lua -o TAP spec/adaptive_spec.lua
+-- Runs inside the pacer host: ./build/pacer tools/busted.lua -o TAP spec/policy/adaptive_spec.lua
 -- Timing bounds are generous: the machine is shared and noisy.
 
 local message = dofile("spec/support/helpers.lua").message

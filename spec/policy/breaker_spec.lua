@@ -1,9 +1,9 @@
--- spec/breaker_spec.lua: the `breaker` option of pacer.client: after `failures`
+-- spec/policy/breaker_spec.lua: the `breaker` option of pacer.client: after `failures`
 -- consecutive failures (5xx or transport errors) the client sends nothing for `cooldown`,
 -- then one probe; its answer closes the circuit or opens it again; requests that arrive
 -- during the probe wait for it; 429 and other 4xx are not failures; the circuit_open
 -- alert. A pacer.serve listener on 127.0.0.1 counts what reaches the server.
--- Runs inside the pacer host: ./build/pacer tools/busted.lua -o TAP spec/breaker_spec.lua
+-- Runs inside the pacer host: ./build/pacer tools/busted.lua -o TAP spec/policy/breaker_spec.lua
 
 local H = dofile("spec/support/helpers.lua")
 

@@ -1,10 +1,10 @@
--- spec/keys_spec.lua: the `keys` option of pacer.client: a pool of API keys with a rate
+-- spec/policy/keys_spec.lua: the `keys` option of pacer.client: a pool of API keys with a rate
 -- per key; the key header (Authorization: Bearer by default, key_header / key_prefix);
 -- requests spread over the keys; a key answered 401/403 is retired and the request goes
 -- out again on another key; all keys retired; a key whose quota ran out waits for its
 -- reset; api:stats().keys; key values never printed (a subprocess with -vv and --events).
 -- A pacer.serve listener on 127.0.0.1 records which key each request carried.
--- Runs inside the pacer host: ./build/pacer tools/busted.lua -o TAP spec/keys_spec.lua
+-- Runs inside the pacer host: ./build/pacer tools/busted.lua -o TAP spec/policy/keys_spec.lua
 
 local H = dofile("spec/support/helpers.lua")
 

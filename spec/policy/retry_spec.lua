@@ -1,4 +1,4 @@
--- spec/retry_spec.lua: the default retry policy, Retry-After, giving up, idempotency
+-- spec/policy/retry_spec.lua: the default retry policy, Retry-After, giving up, idempotency
 -- and the backoff strategies; attempts are counted server-side (pacer.serve on 127.0.0.1).
 local H = dofile("spec/support/helpers.lua")
 

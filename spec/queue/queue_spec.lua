@@ -1,7 +1,7 @@
--- spec/queue_spec.lua: pacer.queue: stable priority order, pop waiting (FIFO among
+-- spec/queue/queue_spec.lua: pacer.queue: stable priority order, pop waiting (FIFO among
 -- poppers), close, capacity with "wait" backpressure or "error", workers with retries
 -- and dead letters, stats and option checking.
--- Runs inside the pacer host: ./build/pacer tools/busted.lua -o TAP spec/queue_spec.lua
+-- Runs inside the pacer host: ./build/pacer tools/busted.lua -o TAP spec/queue/queue_spec.lua
 
 local message = dofile("spec/support/helpers.lua").message
 
@@ -444,7 +444,7 @@ describe("pacer.queue regressions", function()
   end)
 
   it("names the option of a bad retry_delay", function()
-    assert.are.equal("pacer.queue: option 'retry_delay': invalid duration -1: must be between 0 and 9e9 seconds",
+    assert.are.equal("pacer.queue: option 'retry_delay': invalid duration -1: must be between 0 and 1e9 seconds",
       message(function() pacer.queue{retry_delay = -1} end))
   end)
 end)

@@ -43,14 +43,14 @@ for i = 1, 5 do q:push({n = i}, i == 4 and 1 or 5) end
     assert.matches("^%x+$", key)
     assert.are.equal(1, q:stats().leased)
     q:fail(job, "first")
-    item, _, job = q:pop()
+    _, _, job = q:pop()
     assert.are.equal(2, job.attempts)
     assert.are.equal(key, job.idempotency_key) -- the same key on every attempt
     q:fail(job, "second")
     assert.is_nil(q:try_pop())
     assert.are.same({{item = "a", err = "second", attempts = 2}}, q:dead())
     q:push("b")
-    item, _, job = q:pop()
+    _, _, job = q:pop()
     q:ack(job)
     assert.are.same({ready = 0, leased = 0, dead = 1, len = 0, closed = false}, q:stats())
     rm_db(db)
@@ -111,7 +111,7 @@ q:work(8, function(item, attempt, job)
 end)
 ]], db, api))
     local finished = false
-    for round = 1, 30 do -- bounded: at most 30 kills
+    for _ = 1, 30 do -- bounded: at most 30 kills
       local code = os.execute(string.format("timeout -s KILL %.2f %s -q %s >/dev/null 2>&1",
         0.15 + math.random() * 0.5, H.PACER, work))
       if code == true then finished = true break end
@@ -120,12 +120,11 @@ end)
     local rec = assert(pacer.request{url = api .. "/_mock/requests", retry = false}):json()
     os.execute("kill $(cat " .. pidfile .. ") 2>/dev/null")
     os.remove(pidfile) os.remove(fill) os.remove(work)
-    local accepted, keys = {}, {}
+    local accepted = {}
     for _, r in ipairs(rec) do
       if r.path == "/v2/sms/send" and r.status == 200 and not r.replayed then
         local to = pacer.json.decode(r.body).to
         accepted[to] = (accepted[to] or 0) + 1
-        keys[r.idempotency_key] = true
       end
     end
     local missing, twice = 0, 0

@@ -128,8 +128,9 @@ describe("pacer.queue{redis = ...}", function()
     assert.are.same({3, 1, 1}, {math.tointeger(item.n), prio, job.attempts})
     local key = job.idempotency_key
     q:fail(job, "first")
-    item, _, job = q:pop()
+    item, prio, job = q:pop()
     assert.are.equal(3, math.tointeger(item.n))
+    assert.are.equal(1, prio) -- a failed item comes back at its own priority
     assert.are.equal(2, job.attempts)
     assert.are.equal(key, job.idempotency_key)
     q:fail(job, "second")

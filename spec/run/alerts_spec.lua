@@ -1,9 +1,9 @@
--- spec/alerts_spec.lua: pacer.alert: the quota alert (fires once below `below`, re-arms
+-- spec/run/alerts_spec.lua: pacer.alert: the quota alert (fires once below `below`, re-arms
 -- above `rearm_above`), the exhaustion alert, event alerts ("throttled", "giveup", ...)
 -- with a cooldown; the actions: a function, "log", {webhook = url}, {exec = argv}; a
 -- failing action is logged and the job goes on; bad definitions raise. Servers are
 -- pacer.serve listeners on 127.0.0.1 whose RateLimit headers the test sets per request.
--- Runs inside the pacer host: ./build/pacer tools/busted.lua -o TAP spec/alerts_spec.lua
+-- Runs inside the pacer host: ./build/pacer tools/busted.lua -o TAP spec/run/alerts_spec.lua
 
 local H = dofile("spec/support/helpers.lua")
 

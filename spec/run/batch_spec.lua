@@ -1,7 +1,7 @@
--- spec/batch_spec.lua: pacer.batch: sends at `size` or after `interval`, maps results
+-- spec/run/batch_spec.lua: pacer.batch: sends at `size` or after `interval`, maps results
 -- back to each pusher, reports rejected items and failed batches to every pusher, close,
 -- stats, option checking; and a batch sent for real through pacer.client to pacer.mock.
--- Runs inside the pacer host: ./build/pacer tools/busted.lua -o TAP spec/batch_spec.lua
+-- Runs inside the pacer host: ./build/pacer tools/busted.lua -o TAP spec/run/batch_spec.lua
 -- Flushes by size, flush() or close() leave the interval timer sleeping, and the host
 -- waits for it before exiting: intervals here are kept at 2 s for that reason.
 
@@ -334,7 +334,7 @@ print((select(2, t:wait())))
   it("refuses to push nil, and names a bad interval", function()
     local b = pacer.batch{send = function(items) return items end}
     assert.are.equal("batch:push: cannot push nil", message(function() b:push(nil) end))
-    assert.are.equal("pacer.batch: option 'interval': invalid duration -1: must be between 0 and 9e9 seconds",
+    assert.are.equal("pacer.batch: option 'interval': invalid duration -1: must be between 0 and 1e9 seconds",
       message(function() pacer.batch{send = function() end, interval = -1} end))
   end)
 end)

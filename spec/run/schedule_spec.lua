@@ -1,8 +1,8 @@
--- spec/schedule_spec.lua: pacer.every and pacer.at (runs, stop, errors, argument
+-- spec/run/schedule_spec.lua: pacer.every and pacer.at (runs, stop, errors, argument
 -- checks), the `window` option of pacer.client (inside: at once; outside: the request
 -- waits), backoff chains, pacer.random, retry = {seed = } and the Retry-After jitter.
 -- Cases that must not keep this process waiting run in a subprocess with a time limit.
--- Runs inside the pacer host: ./build/pacer tools/busted.lua -o TAP spec/schedule_spec.lua
+-- Runs inside the pacer host: ./build/pacer tools/busted.lua -o TAP spec/run/schedule_spec.lua
 
 local H = dofile("spec/support/helpers.lua")
 

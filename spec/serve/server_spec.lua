@@ -1,9 +1,8 @@
--- spec/server_spec.lua: pacer.serve: routing, JSON answers, handler errors, keep-alive,
+-- spec/serve/server_spec.lua: pacer.serve: routing, JSON answers, handler errors, keep-alive,
 -- limits (413/431/400/408), close, the loopback default and one task per request.
 -- Raw bytes go through bash's /dev/tcp and curl, run in the background (our own server
 -- lives in this process, so a blocking os.execute would stall it).
 local H = dofile("spec/support/helpers.lua")
-local json = pacer.json
 
 local message = H.message
 
@@ -46,7 +45,7 @@ describe("pacer.serve", function()
         local body, err = req:json()
         return 200, {body = body, err = err, raw = req.body, n = #req.body}
       end,
-      ["GET /self"] = function(req, h) h:respond(203, {["X-Self"] = "1"}, "answered myself") end,
+      ["GET /self"] = function(_, h) h:respond(203, {["X-Self"] = "1"}, "answered myself") end,
       ["GET /drop"] = function(_, h) h:drop() end,
       ["GET /sleep"] = function()
         inflight = inflight + 1

@@ -1,4 +1,4 @@
--- pacer.boot: run once by the host before the main chunk. Wraps coroutine.resume and
+-- pacer.base.boot: run once by the host before the main chunk. Wraps coroutine.resume and
 -- coroutine.wrap so that a pacer wait inside a user's own coroutine is passed up to the
 -- scheduler (and its answer passed back down) instead of surfacing at the user's resume.
 local task = require "pacer.c.task"
@@ -38,9 +38,9 @@ _G.coroutine = wrapped
 
 -- os.exit still prints the summary and writes --stats (then closes the state cleanly)
 local real_exit = os.exit
-function os.exit(code, close)
-  pcall(function() require("pacer.report").at_exit("exit") end)
-  return real_exit(code, close == nil and true or close)
+function os.exit(code, close_state)
+  pcall(function() require("pacer.run.summary").at_exit("exit") end)
+  return real_exit(code, close_state == nil and true or close_state)
 end
 package.loaded.coroutine = wrapped
 -- the host's one global, for -e one-liners and the REPL; scripts may still require it

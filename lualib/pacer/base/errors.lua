@@ -1,4 +1,4 @@
--- pacer.errors: the tables returned as `err` ({kind=, message=, ...}) print as their
+-- pacer.base.errors: the tables returned as `err` ({kind=, message=, ...}) print as their
 -- message, so assert(api:get(...)) and tostring(err) say what went wrong.
 local M = {}
 

@@ -1,6 +1,6 @@
--- pacer.log: leveled messages on stderr. The level comes from -v/-q, or PACER_LOG
+-- pacer.base.log: leveled messages on stderr. The level comes from -v/-q, or PACER_LOG
 -- (error, warn, info, debug). Callers pass redacted text: secrets never reach here.
-local options = require "pacer.options"
+local options = require "pacer.c.cmdline"
 
 local LEVELS = {error = -1, warn = 0, info = 1, debug = 2}
 local level = LEVELS[os.getenv("PACER_LOG") or ""] or options.verbosity or 0

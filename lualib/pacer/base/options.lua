@@ -1,5 +1,7 @@
--- pacer.opts: checking of option tables, so misuse raises a message that names the
+-- pacer.base.options: checking of option tables, so misuse raises a message that names the
 -- function, the option and what it accepts, at the user's line (not ours).
+local parse_duration = require("pacer.c.corelib").parse_duration
+
 local M = {}
 
 -- The first stack level outside lualib/pacer: where the user called us.
@@ -26,12 +28,36 @@ local function sorted_keys(t)
   return table.concat(ks, ", ")
 end
 
--- spec: {name = "string" | "number" | ... | "duration" | "rate" | {"number", "string"}}
--- later = names accepted by the API but not yet built.
+-- Seconds from a duration option, or a raise naming the function and the option.
+local function seconds(where, name, v)
+  local ok, secs = pcall(parse_duration, v)
+  if not ok then M.raise("%s: option '%s': %s", where, name, secs) end
+  return secs
+end
+
+local function accepts(kind, v)
+  local tv = type(v)
+  if kind == "duration" or kind == "rate" then return tv == "number" or tv == "string" end
+  if kind == "integer" then return math.type(v) == "integer" end
+  if kind == "callable" then return tv == "function" or (getmetatable(v) or {}).__call ~= nil end
+  return kind == "any" or tv == kind
+end
+
+local function describe(kind)
+  return kind == "duration" and "a duration (seconds or \"250ms\")"
+    or kind == "rate" and "a rate (\"10/s\" or a number)"
+    or kind == "integer" and "an integer" or ("a " .. kind)
+end
+
+-- Checks the option table t against spec {name = "string" | "number" | "integer" |
+-- "duration" | "rate" | "callable" | "any" | {"kind", ...}} and returns a copy of it,
+-- normalized: durations in seconds. Unknown names and wrong kinds raise at the user's
+-- line. later = names accepted by the API but not yet built.
 function M.check(where, t, spec, later)
   if type(t) ~= "table" then
     M.raise("%s: expected a table of options, got %s", where, type(t))
   end
+  local out = {}
   for k, v in pairs(t) do
     local want = spec[k]
     if want == nil then
@@ -40,49 +66,22 @@ function M.check(where, t, spec, later)
       end
       M.raise("%s: unknown option '%s' (known: %s)", where, tostring(k), sorted_keys(spec))
     end
-    if want ~= "any" then
-      local ok = false
-      local kinds = type(want) == "table" and want or nil
-      if not kinds then
-        -- the common case, one accepted kind, without building a table
-        local tv = type(v)
-        ok = tv == want or ((want == "duration" or want == "rate") and (tv == "number" or tv == "string"))
-          or (want == "integer" and math.type(v) == "integer")
-          or (want == "callable" and (tv == "function" or (getmetatable(v) or {}).__call ~= nil))
-        kinds = {want}
-      end
-      for _, kind in ipairs(ok and {} or kinds) do
-        if kind == "duration" then
-          ok = ok or type(v) == "number" or type(v) == "string"
-        elseif kind == "rate" then
-          ok = ok or type(v) == "number" or type(v) == "string"
-        elseif kind == "integer" then
-          ok = ok or math.type(v) == "integer"
-        elseif kind == "callable" then
-          ok = ok or type(v) == "function" or (getmetatable(v) or {}).__call ~= nil
-        else
-          ok = ok or type(v) == kind
-        end
-      end
-      if not ok then
-        local words = {}
-        for _, kind in ipairs(kinds) do
-          words[#words + 1] = kind == "duration" and "a duration (seconds or \"250ms\")"
-            or kind == "rate" and "a rate (\"10/s\" or a number)"
-            or kind == "integer" and "an integer" or ("a " .. kind)
-        end
-        M.raise("%s: option '%s' must be %s, got %s", where, k, table.concat(words, " or "), type(v))
-      end
+    local kinds = type(want) == "table" and want or {want}
+    local kind
+    for _, w in ipairs(kinds) do
+      if accepts(w, v) then kind = w break end
     end
+    if not kind then
+      local words = {}
+      for i, w in ipairs(kinds) do words[i] = describe(w) end
+      M.raise("%s: option '%s' must be %s, got %s", where, k, table.concat(words, " or "), type(v))
+    end
+    out[k] = kind == "duration" and seconds(where, k, v) or v
   end
-  return t
+  return out
 end
 
 -- A duration option as seconds, or a raise naming the function and the option.
-function M.duration(where, name, v)
-  local ok, secs = pcall(require("pacer.c.corelib").parse_duration, v)
-  if not ok then M.raise("%s: option '%s': %s", where, name, secs) end
-  return secs
-end
+M.duration = seconds
 
 return M

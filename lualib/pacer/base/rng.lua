@@ -1,4 +1,4 @@
--- pacer.rng: a seedable random source (splitmix64), so jitter can be replayed exactly in
+-- pacer.base.rng: a seedable random source (splitmix64), so jitter can be replayed exactly in
 -- tests: pacer.random(42)() -> a float in [0, 1).
 local M = {}
 

@@ -1,4 +1,4 @@
--- pacer.sync: a counting semaphore over the scheduler's suspend/wake, FIFO fair.
+-- pacer.base.semaphore: a counting semaphore over the scheduler's suspend/wake, FIFO fair.
 local task = require "pacer.c.task"
 
 local Semaphore = {}

@@ -1,4 +1,4 @@
--- pacer.url: query strings, URL joining, and redaction of secrets for anything printed.
+-- pacer.base.url: query strings, URL joining, and redaction of secrets for anything printed.
 local M = {}
 
 function M.encode(s)
@@ -77,7 +77,7 @@ function M.redact(u)
     local user = userinfo:match("^([^:]*)")
     u = scheme .. user .. (userinfo:find(":", 1, true) and ":***" or "") .. "@" .. host .. rest
   end
-  return (u:gsub("([?&])([^=&#]+)=([^&#]*)", function(sep, k, v)
+  return (u:gsub("([?&])([^=&#]+)=([^&#]*)", function(sep, k)
     if secret_name(M.decode(k)) then return sep .. k .. "=***" end
   end))
 end

@@ -1,11 +1,10 @@
--- pacer.cache: the C cache (runtime/cache.c) plus what is policy: single-flight fetch,
+-- pacer.cache.memory: the C cache (runtime/mod/cache.c) plus what is policy: single-flight fetch,
 -- negative caching of loader errors (in a cache of their own, so get() never sees
 -- them), stale-while-revalidate refreshes.
 local new_cache = require "pacer.c.cache"
-local corelib = require "pacer.c.corelib"
 local task = require "pacer.c.task"
-local opts = require "pacer.opts"
-local log = require "pacer.log"
+local opts = require "pacer.base.options"
+local log = require "pacer.base.log"
 
 local M = {}
 
@@ -81,19 +80,14 @@ local SPEC = {ttl = "duration", max_entries = "integer", max_bytes = "integer",
 
 -- pacer.cache{ttl=, max_entries=10000, max_bytes=64 MiB, stale_while_revalidate=,
 --             negative_ttl=, clock=fn}
--- pacer.cache{redis = url, ...}: the Redis cache (pacer.redis_cache).
 function M.new(o)
-  if type(o) == "table" and o.redis ~= nil then return require("pacer.redis_cache").new(o) end
   o = opts.check("pacer.cache", o or {}, SPEC)
   local ok, c = pcall(new_cache, o)
   if not ok then opts.raise("%s", c) end
   local negative
   if o.negative_ttl ~= nil then
-    local okd, ttl = pcall(corelib.parse_duration, o.negative_ttl)
-    if not okd or ttl <= 0 then
-      opts.raise("pacer.cache: 'negative_ttl' must be a positive duration, got %s", tostring(o.negative_ttl))
-    end
-    negative = new_cache{ttl = ttl, max_entries = o.max_entries, clock = o.clock}
+    if o.negative_ttl <= 0 then opts.raise("pacer.cache: 'negative_ttl' must be greater than 0") end
+    negative = new_cache{ttl = o.negative_ttl, max_entries = o.max_entries, clock = o.clock}
   end
   state[c] = {negative = negative, inflight = {}}
   return c

@@ -1,4 +1,4 @@
--- pacer.redis_cache: a cache kept in Redis (pacer.cache{redis = url, name =}), shared by
+-- pacer.cache.redis: a cache kept in Redis (pacer.cache{redis = url, name =}), shared by
 -- processes on several hosts. Values are stored as JSON with Redis's own expiry; fetch
 -- is single-flight across processes (a short lock key: one process loads, the others
 -- poll for its value). A cache is an optimisation, so while Redis is unreachable it
@@ -7,8 +7,8 @@ local cjson = require "cjson"
 local corelib = require "pacer.c.corelib"
 local crypto = require "pacer.c.crypto"
 local task = require "pacer.c.task"
-local redis_conn = require "pacer.redis_conn"
-local opts = require "pacer.opts"
+local redis_conn = require "pacer.redis.conn"
+local opts = require "pacer.base.options"
 
 local M = {}
 
@@ -43,10 +43,12 @@ return n
 
 local SPEC = {redis = "string", name = "string", ttl = "duration", negative_ttl = "duration", lock = "duration"}
 
-local function duration(name, v, default)
+-- A ttl argument (not an option) as seconds, or a raise naming the method, as the
+-- memory cache words it.
+local function ttl_arg(where, v, default)
   if v == nil then return default end
   local ok, d = pcall(corelib.parse_duration, v)
-  if not ok or d < 0 then opts.raise("pacer.cache: '%s' must be a duration >= 0, got %s", name, tostring(v)) end
+  if not ok then opts.raise("%s: %s", where, d) end
   return d
 end
 
@@ -57,13 +59,12 @@ function M.new(o)
       opts.raise("pacer.cache: a Redis cache takes redis, name, ttl, negative_ttl and lock, not '%s'", tostring(k))
     end
   end
-  opts.check("pacer.cache", o, SPEC)
+  o = opts.check("pacer.cache", o, SPEC)
   local host, port = redis_conn.parse_url(o.redis, "pacer.cache")
   local name = o.name or "default"
   local self = setmetatable({name = name, prefix = "pacer:c:" .. name .. ":",
     conn = redis_conn.new(host, port, string.format("cache '%s'", name)),
-    ttl = duration("ttl", o.ttl, 0), negative_ttl = duration("negative_ttl", o.negative_ttl, nil),
-    lock = duration("lock", o.lock, 30), inflight = {},
+    ttl = o.ttl or 0, negative_ttl = o.negative_ttl, lock = o.lock or 30, inflight = {},
     counts = {hits = 0, misses = 0, sets = 0, loads = 0, waits = 0}}, Cache)
   if self.lock <= 0 then opts.raise("pacer.cache: 'lock' must be a positive duration, got %s", tostring(o.lock)) end
   return self
@@ -71,7 +72,9 @@ end
 
 local function check_key(what, key)
   local kt = type(key)
-  if kt ~= "string" and kt ~= "number" then opts.raise("cache:%s: key must be a string or a number, got %s", what, kt) end
+  if kt ~= "string" and kt ~= "number" then
+    opts.raise("cache:%s: key must be a string or a number, got %s", what, kt)
+  end
   return tostring(key)
 end
 
@@ -121,7 +124,7 @@ function Cache:set(key, value, ttl)
   key = check_key("set", key)
   if value == nil then return self:delete(key) end
   self.counts.sets = self.counts.sets + 1
-  self:store("v:", key, value, duration("ttl", ttl, self.ttl))
+  self:store("v:", key, value, ttl_arg("cache:set", ttl, self.ttl))
 end
 
 function Cache:delete(key)
@@ -183,7 +186,7 @@ end
 function Cache:fetch(key, loader, ttl)
   if type(loader) ~= "function" then opts.raise("cache:fetch: loader must be a function, got %s", type(loader)) end
   key = check_key("fetch", key)
-  ttl = duration("ttl", ttl, self.ttl)
+  ttl = ttl_arg("cache:fetch", ttl, self.ttl)
   local v = self:raw("v:", key)
   if v ~= nil then
     self.counts.hits = self.counts.hits + 1

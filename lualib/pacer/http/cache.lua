@@ -1,12 +1,12 @@
--- pacer.httpcache: a client's cache of GET responses. Keyed by URL plus chosen request
+-- pacer.http.cache: a client's cache of GET responses. Keyed by URL plus chosen request
 -- headers; Cache-Control no-store/no-cache/max-age honoured, the configured TTL (per
 -- path prefix) otherwise; expired entries with an ETag or Last-Modified are revalidated
 -- with If-None-Match / If-Modified-Since, and a 304 refreshes them without a body.
-local cache = require "pacer.cache"
+local cache = require "pacer.cache.memory"
 local task = require "pacer.c.task"
 local corelib = require "pacer.c.corelib"
-local opts = require "pacer.opts"
-local response = require "pacer.response"
+local opts = require "pacer.base.options"
+local response = require "pacer.http.response"
 
 local M = {}
 
@@ -32,7 +32,7 @@ function M.new(o)
   self.keep = opts.duration("pacer.client.cache", "keep", o.keep or 3600)
   self.store = cache.new{max_entries = o.max_entries or 10000, max_bytes = o.max_bytes,
     stale_while_revalidate = self.keep}
-  if o.store then self.disk = require("pacer.cachestore").open(o.store) end -- SQLite or Redis
+  if o.store then self.disk = require("pacer.http.cache_store").open(o.store) end -- SQLite or Redis
   return self
 end
 

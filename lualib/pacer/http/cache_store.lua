@@ -1,11 +1,11 @@
--- pacer.cachestore: where a client's HTTP cache keeps its entries beyond memory, for the
+-- pacer.http.cache_store: where a client's HTTP cache keeps its entries beyond memory, for the
 -- next run or for other processes: a SQLite file (`store = "cache.db"`) or Redis
 -- (`store = "redis://127.0.0.1:6379"`). Both keep JSON entries with the wall-clock time
 -- they stay fresh until and the time they may be dropped.
 local cjson = require "cjson"
 local task = require "pacer.c.task"
-local redis_conn = require "pacer.redis_conn"
-local opts = require "pacer.opts"
+local redis_conn = require "pacer.redis.conn"
+local opts = require "pacer.base.options"
 
 local M = {}
 

@@ -1,22 +1,23 @@
--- pacer.client: a base URL with its policies: pacing (limiter, adaptive, groups, key
+-- pacer.http.client: a base URL with its policies: pacing (limiter, adaptive, groups, key
 -- pool), concurrency, retry, circuit breaker, time window, idempotency keys, HTTP cache,
 -- alerts; stats and the latest quota seen. Each policy lives in its own module; this
--- file wires them into the gate (before an attempt) and the observer (after it).
-local adaptive = require "pacer.adaptive"
-local alert = require "pacer.alert"
-local breaker = require "pacer.breaker"
-local httpcache = require "pacer.httpcache"
-local keys = require "pacer.keys"
-local new_limiter = require "pacer.c.limiter"
-local opts = require "pacer.opts"
-local request = require "pacer.request"
-local response = require "pacer.response"
-local retry = require "pacer.retry"
-local schedule = require "pacer.schedule"
-local stats = require "pacer.stats"
-local sync = require "pacer.sync"
+-- file wires them into the attempt loop's hooks, before_attempt and after_attempt.
+local adaptive = require "pacer.policy.adaptive"
+local alert = require "pacer.run.alert"
+local breaker = require "pacer.policy.breaker"
+local httpcache = require "pacer.http.cache"
+local keys = require "pacer.policy.keys"
+local limiter = require "pacer.limiter"
+local opts = require "pacer.base.options"
+local attempt = require "pacer.http.attempt"
+local request = require "pacer.http.request"
+local response = require "pacer.http.response"
+local retry = require "pacer.policy.retry"
+local window = require "pacer.policy.window"
+local stats = require "pacer.run.stats"
+local semaphore = require "pacer.base.semaphore"
 local task = require "pacer.c.task"
-local http = require "pacer.c.http"
+local url = require "pacer.base.url"
 
 local M = {}
 
@@ -40,12 +41,6 @@ local REQ_SPEC = {
 local Client = {}
 Client.__index = Client
 
-local function limiter_or_raise(spec)
-  local ok, lim = pcall(new_limiter, spec)
-  if not ok then opts.raise("%s", (lim:gsub("^pacer%.limiter", "pacer.client"))) end
-  return lim
-end
-
 -- groups = {search = "30/min"} (paths under /search) or
 -- {search = {match = "^/search/", rate = "30/min", burst = 1}}
 local function compile_groups(groups)
@@ -54,27 +49,19 @@ local function compile_groups(groups)
     if type(g) ~= "table" then g = {rate = g} end
     local match = g.match or ("^/" .. tostring(name):gsub("%p", "%%%0"))
     out[#out + 1] = {name = name, match = match,
-      limiter = limiter_or_raise{rate = g.rate, rules = g.rules, burst = g.burst}}
+      limiter = limiter.memory({rate = g.rate, rules = g.rules, burst = g.burst}, "pacer.client")}
   end
   table.sort(out, function(a, b) return tostring(a.name) < tostring(b.name) end)
   return out
 end
 
-function M.new(o)
-  opts.check("pacer.client", o, SPEC)
-  local self = setmetatable({}, Client)
-  self.name = o.name or (o.base_url and require("pacer.url").redact(o.base_url)) or "client"
-  self.defaults = {base_url = o.base_url, headers = o.headers, timeout = o.timeout,
-    connect_timeout = o.connect_timeout, follow = o.follow, verify = o.verify,
-    max_body = o.max_body, idempotency = o.idempotency}
-  for _, k in ipairs{"timeout", "connect_timeout"} do -- checked now, not at the first request
-    if o[k] ~= nil and opts.duration("pacer.client", k, o[k]) <= 0 then
-      opts.raise("pacer.client: option '%s' must be greater than 0", k)
-    end
-  end
-  for k, v in pairs(o.headers or {}) do request.check_header("pacer.client", k, v) end
+-- The client's pacing: a key pool, a given limiter, or one made from rate/rules.
+local function setup_pacing(self, o)
   if o.limiter and (o.rate or o.rules) then
     opts.raise("pacer.client: give 'limiter' or 'rate'/'rules', not both")
+  end
+  if o.state and not (o.rate or o.rules) then
+    opts.raise("pacer.client: 'state' keeps the schedule of a declared 'rate' or 'rules'")
   end
   if o.keys then -- rate/rules/burst are per key
     local ok, pool = pcall(keys.new, o.keys, {rate = o.rate, rules = o.rules, burst = o.burst,
@@ -85,23 +72,19 @@ function M.new(o)
   elseif o.limiter then
     self.limiter = o.limiter
   elseif o.rate or o.rules then
-    self.limiter = limiter_or_raise{rate = o.rate, rules = o.rules, burst = o.burst}
+    self.limiter = limiter.memory({rate = o.rate, rules = o.rules, burst = o.burst}, "pacer.client")
     if o.state then -- the schedule outlives the process (keyed by the client's name)
-      self.limiter = require("pacer.state").wrap(self.limiter, o.state, self.name)
+      self.limiter = require("pacer.limiter.sqlite").wrap(self.limiter, o.state, self.name)
     end
-  end
-  if o.state and not (o.rate or o.rules) then
-    opts.raise("pacer.client: 'state' keeps the schedule of a declared 'rate' or 'rules'")
   end
   if self.limiter and self.limiter.state and not o.keys then
     table.insert(stats.run.rates, self.limiter:state().rate)
   end
-  self.sends, self.nsends = {}, 0
   if o.adaptive and o.keys then
     opts.raise("pacer.client: adaptive = true does not go with keys: each key already follows its own quota")
   end
   if o.adaptive then
-    self.limiter = self.limiter or limiter_or_raise{rate = adaptive.UNKNOWN}
+    self.limiter = self.limiter or limiter.memory({rate = adaptive.UNKNOWN}, "pacer.client")
     local declared = (o.rate or o.rules or o.limiter) and self.limiter:state().rate or nil
     if o.target and not (o.target > 0 and o.target <= 1) then
       opts.raise("pacer.client: 'target' must be in (0, 1], got %g", o.target)
@@ -112,8 +95,12 @@ function M.new(o)
     opts.raise("pacer.client: 'target' goes with adaptive = true")
   end
   if o.groups then self.groups = compile_groups(o.groups) end
+end
+
+-- The other policies: breaker, window, alerts, concurrency, retry, HTTP cache.
+local function setup_policies(self, o)
   if o.breaker then self.breaker = breaker.new(o.breaker) end
-  if o.window then self.window = schedule.window(o.window) end
+  if o.window then self.window = window.new(o.window) end
   self.alerts = {}
   for i, a in ipairs(o.alerts or {}) do
     if not alert.is_alert(a) then opts.raise("pacer.client: alerts[%d] is not a pacer.alert", i) end
@@ -121,20 +108,29 @@ function M.new(o)
   end
   local conc = o.concurrency or 64
   if conc < 1 then opts.raise("pacer.client: 'concurrency' must be >= 1, got %d", conc) end
-  self.semaphore = sync.semaphore(conc)
-  self.inflight = 0
+  self.semaphore = semaphore.semaphore(conc)
   self.policy = retry.policy(o.retry, "pacer.client")
   if o.cache then self.cache = httpcache.new(o.cache) end
+end
+
+function M.new(o)
+  o = opts.check("pacer.client", o, SPEC)
+  local self = setmetatable({}, Client)
+  self.name = o.name or (o.base_url and url.redact(o.base_url)) or "client"
+  self.defaults = {base_url = o.base_url, headers = o.headers, timeout = o.timeout,
+    connect_timeout = o.connect_timeout, follow = o.follow, verify = o.verify,
+    max_body = o.max_body, idempotency = o.idempotency}
+  for _, k in ipairs{"timeout", "connect_timeout"} do -- checked now, not at the first request
+    if o[k] ~= nil and o[k] <= 0 then opts.raise("pacer.client: option '%s' must be greater than 0", k) end
+  end
+  for k, v in pairs(o.headers or {}) do request.check_header("pacer.client", k, v) end
+  setup_pacing(self, o)
+  setup_policies(self, o)
+  self.sends, self.nsends, self.inflight = {}, 0, 0
+  self.again_budget = self.keys and #self.keys.keys or 0 -- a retired key's request goes out again
   stats.run.clients[self] = true
   self.counters = stats.new()
   self.sinks = {self.counters, stats.run}
-  self.ctx = {semaphore = self.semaphore, sinks = self.sinks,
-    gate = function(r, attempt) return self:gate(r, attempt) end,
-    observe = function(r, res, err, token) return self:observe(r, res, err, token) end,
-    rate = self.limiter and self.limiter.state and function() return self.limiter:state().rate end,
-    again_budget = self.keys and #self.keys.keys or 0, -- a retired key's request goes out again
-    on_giveup = function(info) self:event("giveup", {message = string.format("%s: gave up: %s",
-      self.name, info.reason or "?"), reason = info.reason}) end}
   return self
 end
 
@@ -150,47 +146,56 @@ function Client:achieved()
   return n
 end
 
--- Before an attempt: every wait the policies ask for. Returns seconds waited, extra
--- header lines, and a token for observe().
-function Client:gate(r, attempt)
-  local waited, token = 0, {}
+function Client:rate()
+  return self.limiter and self.limiter.state and self.limiter:state().rate or nil
+end
+
+-- The waits before one attempt, in order: the window, the breaker, an adaptive pause,
+-- the request's path group (none of these holds a concurrency slot), then the slot,
+-- then the key pool and the client's limiter, so that a grant goes to the wire at once.
+-- Sets token.probe / token.slot as it takes them. Returns seconds waited, header lines.
+function Client:pace(r, token)
+  local waited = 0
   if self.window then waited = waited + self.window.wait() end
   if self.breaker then
     local w, probe = self.breaker:wait()
     waited, token.probe = waited + w, probe
-    if probe then -- if anything below raises, the probe never happened
-      local ok, a, b, c = pcall(self.pace, self, r, waited, token)
-      if not ok then
-        self.breaker:release_probe()
-        error(a, 0)
-      end
-      return a, b, c
-    end
   end
-  return self:pace(r, waited, token)
-end
-
--- The pacing part of the gate: pauses, groups, key choice, the limiter.
-function Client:pace(r, waited, token)
   if self.adaptive then waited = waited + self.adaptive:wait() end
   for _, g in ipairs(self.groups or {}) do
     if (r.path or ""):find(g.match) then waited = waited + g.limiter:acquire() end
   end
+  self.semaphore:acquire()
+  token.slot = true
   local extra
   if self.keys then
     local key, w = self.keys:acquire()
     waited, token.key, extra = waited + w, key, {self.keys:header_line(key)}
   end
   if self.limiter then waited = waited + self.limiter:acquire() end
+  return waited, extra
+end
+
+-- The attempt loop's hook before an attempt (http/attempt.lua): every wait the
+-- policies ask for. If one raises, what was taken is given back.
+function Client:before_attempt(r)
+  local token = {}
+  local ok, waited, extra = pcall(self.pace, self, r, token)
+  if not ok then
+    if token.slot then self.semaphore:release() end
+    if token.probe then self.breaker:release_probe() end
+    error(waited, 0)
+  end
   self.inflight = self.inflight + 1
   self.nsends = self.nsends + 1
   self.sends[(self.nsends - 1) % 64 + 1] = task.now()
   return waited, extra, token
 end
 
--- After an answer: quota, pacing, breaker, key pool, alerts. Returns true to make the
--- attempt again at once (its key was retired; another will do).
-function Client:observe(r, res, err, token)
+-- The hook after an answer: frees the slot, then quota, pacing, breaker, key pool,
+-- alerts. Returns true to make the attempt again at once (its key was retired).
+function Client:after_attempt(r, res, err, token)
+  self.semaphore:release()
   self.inflight = self.inflight - 1
   if res and res.quota then
     self.last_quota = res.quota
@@ -211,13 +216,18 @@ function Client:observe(r, res, err, token)
   end
   if res and res.status == 429 then
     self:event("throttled", {message = string.format("%s: throttled (429) on %s %s", self.name, r.method,
-      require("pacer.url").redact(r.url))})
+      url.redact(r.url))})
   end
   if res and res.quota and #self.alerts > 0 then
     local q = self:quota()
     for _, a in ipairs(self.alerts) do a:quota_seen(self.name, q) end
   end
   return again
+end
+
+function Client:gave_up(info)
+  self:event("giveup", {message = string.format("%s: gave up: %s", self.name, info.reason or "?"),
+    reason = info.reason})
 end
 
 -- api:request(method, path [, opts]) or api:request{method=, url=|path=, ...}
@@ -231,17 +241,13 @@ function Client:request(method, path, ro)
   ro = ro or {}
   if type(path) ~= "string" then opts.raise("api:request: expected a path string, got %s", type(path)) end
   local where = "api:" .. method:lower()
-  opts.check(where, ro, REQ_SPEC)
+  ro = opts.check(where, ro, REQ_SPEC)
   local o = {method = method, url = path}
   for k, v in pairs(ro) do o[k] = v end
   local r = request.prepare(where, o, self.defaults)
   r.path = path
-  local ctx = self.ctx
-  if ro.retry ~= nil then
-    ctx = setmetatable({policy = retry.policy(ro.retry, where)}, {__index = self.ctx})
-  else
-    ctx.policy = self.policy
-  end
+  local policy = self.policy
+  if ro.retry ~= nil then policy = retry.policy(ro.retry, where) end
   local hc, entry = self.cache, nil
   if hc then
     local fresh
@@ -252,7 +258,7 @@ function Client:request(method, path, ro)
     end
     if r.method == "GET" then stats.cache_miss(self.sinks, entry ~= nil) end
   end
-  local res, err = request.send(r, ctx)
+  local res, err = attempt.send(r, self, policy)
   if hc and res then
     local revalidated = hc:after(r, path, res, entry)
     if revalidated then

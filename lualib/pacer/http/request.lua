@@ -1,18 +1,14 @@
--- pacer.request: one logical request: build it, then attempt, pace, retry until it
--- succeeds, fails for good, or the policy gives up. Clients call send() with their
--- limiter, semaphore and stats.
+-- pacer.http.request: a logical request built from its options (prepare), and
+-- pacer.request{...}, a request on its own: no client, an optional limiter, retries.
 local crypto = require "pacer.c.crypto"
 local cjson = require "cjson"
-local errors = require "pacer.errors"
-local corelib = require "pacer.c.corelib"
+local attempt = require "pacer.http.attempt"
 local http = require "pacer.c.http"
-local log = require "pacer.log"
-local task = require "pacer.c.task"
-local opts = require "pacer.opts"
-local response = require "pacer.response"
-local retry = require "pacer.retry"
-local stats = require "pacer.stats"
-local url = require "pacer.url"
+local log = require "pacer.base.log"
+local opts = require "pacer.base.options"
+local retry = require "pacer.policy.retry"
+local stats = require "pacer.run.stats"
+local url = require "pacer.base.url"
 
 local M = {}
 
@@ -51,8 +47,12 @@ function M.prepare(where, o, base)
   local r = {method = (o.method or "GET"):upper()}
   if not r.method:match("^[A-Z]+$") then opts.raise("%s: invalid method %q", where, o.method) end
   r.url = url.join(base.base_url, o.url)
-  if r.url:find("%z") then opts.raise("%s: invalid URL '%s': it contains a NUL byte", where, url.redact((r.url:gsub("%z", "\\0")))) end
+  if r.url:find("%z") then
+    opts.raise("%s: invalid URL '%s': it contains a NUL byte", where, url.redact((r.url:gsub("%z", "\\0"))))
+  end
   if o.query then r.url = url.add_query(r.url, o.query) end
+  local bad = http.check_url(r.url) -- now, not after the limiter granted it a slot
+  if bad then opts.raise("%s: invalid URL '%s': %s", where, url.redact(r.url), bad) end
   local n = (o.json ~= nil and 1 or 0) + (o.form ~= nil and 1 or 0) + (o.body ~= nil and 1 or 0)
   if n > 1 then opts.raise("%s: give only one of 'json', 'form' and 'body'", where) end
 
@@ -87,14 +87,11 @@ function M.prepare(where, o, base)
   r.headers, r.hdr = {}, hdr
   for i, name in ipairs(order) do r.headers[i] = order[name:lower()] .. ": " .. hdr[name:lower()] end
 
-  local function dur(k)
+  local function dur(k) -- seconds, as opts.check left them
     local v = o[k]
     if v == nil then v = base[k] end
-    if v == nil then return nil end
-    local ok, s = pcall(corelib.parse_duration, v)
-    if not ok then opts.raise("%s: option '%s': %s", where, k, s) end
-    if s <= 0 then opts.raise("%s: option '%s' must be greater than 0", where, k) end
-    return s
+    if v ~= nil and v <= 0 then opts.raise("%s: option '%s' must be greater than 0", where, k) end
+    return v
   end
   r.timeout, r.connect_timeout = dur("timeout") or 30, dur("connect_timeout") or 10
   local follow = o.follow
@@ -109,104 +106,22 @@ function M.prepare(where, o, base)
   return r
 end
 
-local function call_hook(fn, info)
-  if fn then fn(info) end
+-- The sender of a request made without a client: its own limiter, the run's stats.
+local Bare = {}
+Bare.__index = Bare
+
+function Bare:before_attempt()
+  return self.limiter and self.limiter:acquire() or 0
 end
 
--- Sends r with retries. ctx: {policy=, semaphore=, limiter= | gate=fn(r, attempt) ->
--- waited, extra header lines, token; observe=fn(r, res, err, token) -> again; sinks=
--- {stats...}; rate=fn; on_retry=, on_giveup=}. Returns res or nil, err.
-function M.send(r, ctx)
-  local p = ctx.policy
-  local sinks = ctx.sinks
-  local started = task.now()
-  local attempt, wait, prev_delay = 0, 0, nil
-  local idempotent = r.idempotent or (p and p.unsafe)
-  while true do
-    attempt = attempt + 1
-    if ctx.semaphore then ctx.semaphore:acquire() end
-    -- the gate paces this attempt (limiters, pauses, key choice); it may add headers
-    local ok, paced, extra, token = true, 0, nil, nil
-    if ctx.gate then
-      ok, paced, extra, token = pcall(ctx.gate, r, attempt)
-    elseif ctx.limiter then
-      ok, paced = pcall(ctx.limiter.acquire, ctx.limiter)
-    end
-    if not ok then
-      if ctx.semaphore then ctx.semaphore:release() end
-      error(paced, 0)
-    end
-    stats.waited(sinks, paced)
-    local wire = r
-    if r.conditional or extra then -- on this attempt only: cache validators, a key
-      wire = setmetatable({headers = {table.unpack(r.headers)}}, {__index = r})
-      for k, v in pairs(r.conditional or {}) do wire.headers[#wire.headers + 1] = k .. ": " .. v end
-      for _, line in ipairs(extra or {}) do wire.headers[#wire.headers + 1] = line end
-    end
-    local status, headers, body, info = http.request(wire)
-    if ctx.semaphore then ctx.semaphore:release() end
-    local res, err
-    if status then
-      res = response.new(r, status, headers, body, info, attempt)
-    else
-      err = headers
-      if err.kind == "url" then
-        if ctx.observe then ctx.observe(r, nil, err, token) end
-        opts.raise("pacer.request: invalid URL '%s': %s", url.redact(r.url), err.message)
-      end
-      err.url, err.method, err.attempts = url.redact(r.url), r.method, attempt
-      err.message = string.format("%s %s: %s", r.method, err.url, err.message)
-      errors.new(err)
-    end
-    -- the observer learns from the answer (quota, 429s, breaker, alerts); it may ask
-    -- for the attempt to be made again at once (a retired key: another key will do)
-    local again = ctx.observe and ctx.observe(r, res, err, token)
-    stats.attempt(sinks, r, attempt, status, err, wait + paced, res and res.elapsed or err.elapsed,
-      res and res.quota, ctx.rate and ctx.rate())
-    local elapsed = task.now() - started
-    local delay, why
-    if again and attempt < (p and p.max_tries or 1) + (ctx.again_budget or 0) then
-      delay = 0
-    elseif p then
-      delay, why = retry.decide(p, res, err, attempt, elapsed, idempotent, {previous = prev_delay})
-    end
-    local info_t = {attempt = attempt, elapsed = elapsed, response = res, err = err, delay = delay}
-    if delay == nil then
-      local ok = res ~= nil and res.status < 400
-      stats.finished(sinks, ok)
-      if ok and p then call_hook(p.on_success, info_t) end
-      if res then return res end
-      return nil, err
-    elseif delay == false then
-      stats.finished(sinks, false)
-      info_t.reason = why
-      if p then call_hook(p.on_giveup, info_t) end
-      if ctx.on_giveup then ctx.on_giveup(info_t) end
-      if err then
-        err.gave_up = why
-        return nil, err
-      end
-      return nil, errors.new{kind = "gave_up", reason = why, status = res.status, last = res, attempts = attempt,
-        message = string.format("%s %s: gave up after %d attempt%s (last: HTTP %d): %s", r.method,
-          url.redact(r.url), attempt, attempt == 1 and "" or "s", res.status, why)}
-    end
-    if p then call_hook(p.on_retry, info_t) end -- (no policy: a retired key's resend)
-    if ctx.on_retry then ctx.on_retry(info_t) end
-    if log.enabled("info") then
-      log.info("retry %d/%d of %s %s in %.3gs after %s", attempt, (p and p.max_tries or 1) - 1, r.method,
-        url.redact(r.url), delay, res and ("HTTP " .. res.status) or err.kind)
-    end
-    prev_delay, wait = delay, delay
-    if delay > 0 then task.sleep(delay) end
-  end
-end
+function Bare.after_attempt() end
 
 -- pacer.request{...}: a request on its own (no client): retries by default.
 function M.request(o)
-  opts.check("pacer.request", o, M.SPEC)
+  o = opts.check("pacer.request", o, M.SPEC)
   local r = M.prepare("pacer.request", o)
-  return M.send(r, {policy = retry.policy(o.retry, "pacer.request"), limiter = o.limiter,
-    sinks = {stats.run}})
+  return attempt.send(r, setmetatable({limiter = o.limiter, sinks = {stats.run}}, Bare),
+    retry.policy(o.retry, "pacer.request"))
 end
 
 return M

@@ -1,8 +1,8 @@
--- pacer.response: the response object: status, headers (case-insensitive), body,
--- elapsed, quota, and res:json().
+-- pacer.http.response: the response object: status, headers (case-insensitive), body,
+-- elapsed, quota, retry_after (seconds, parsed once for every policy), and res:json().
 local cjson = require "cjson"
 local corelib = require "pacer.c.corelib"
-local url = require "pacer.url"
+local url = require "pacer.base.url"
 
 local M = {}
 
@@ -39,6 +39,7 @@ function M.new(req, status, headers, body, info, attempt)
     ttfb = info.ttfb, http_version = info.http_version, reused = info.reused,
     method = req.method, url = req.url, attempts = attempt,
     quota = corelib.parse_quota(headers),
+    retry_after = headers["retry-after"] and corelib.parse_retry_after(headers["retry-after"]),
   }, Response)
 end
 

@@ -1,16 +1,16 @@
--- pacer.redis: a GCRA limiter kept in Redis, so processes on several hosts share one
+-- pacer.limiter.redis: a GCRA limiter kept in Redis, so processes on several hosts share one
 -- quota: pacer.limiter{rate = "100/s", redis = "redis://127.0.0.1:6379", key = "audian"}.
 -- Each acquire reserves the next slot atomically in a Lua script (EVALSHA; loaded with
 -- SCRIPT LOAD, any Redis works, no module) timed by Redis's own clock, then sleeps until
 -- that slot locally. When Redis cannot be reached: on_redis_down = "wait" (default)
 -- retries with backoff until it is back; "local" paces with a local limiter at
 -- `local_share` of the rate meanwhile. Both log once per outage.
-local redis_conn = require "pacer.redis_conn"
+local redis_conn = require "pacer.redis.conn"
 local corelib = require "pacer.c.corelib"
 local new_limiter = require "pacer.c.limiter"
 local task = require "pacer.c.task"
-local log = require "pacer.log"
-local opts = require "pacer.opts"
+local log = require "pacer.base.log"
+local opts = require "pacer.base.options"
 
 local M = {}
 

@@ -1,11 +1,11 @@
--- pacer.state: a limiter's schedule kept in SQLite (state = "pacer.db"), so a script
+-- pacer.limiter.sqlite: a limiter's schedule kept in SQLite (state = "pacer.db"), so a script
 -- restarted at once does not burst past what the previous run used. The debt of each
 -- rule is saved at most every 200 ms and at exit, and taken back on open, less the
 -- time that passed in between.
 local open = require "pacer.c.sqlite"
 local cjson = require "cjson"
 local task = require "pacer.c.task"
-local opts = require "pacer.opts"
+local opts = require "pacer.base.options"
 
 local M = {}
 

@@ -1,12 +1,11 @@
--- pacer.adaptive: sets a client's pace from what the API says. With quota headers it
+-- pacer.policy.adaptive: sets a client's pace from what the API says. With quota headers it
 -- spreads what is left over the time to the reset (times `target`; the tightest policy
 -- wins; nothing left: pause until the reset). With no headers it learns from 429s: with
 -- a Retry-After, the rate becomes what got through between two pauses; without, it
 -- halves; after each clean window it creeps up (AIMD). A Retry-After pauses every
 -- request of the client, and wins over the quota headers.
-local corelib = require "pacer.c.corelib"
 local task = require "pacer.c.task"
-local log = require "pacer.log"
+local log = require "pacer.base.log"
 
 local M = {}
 
@@ -20,7 +19,8 @@ local UNKNOWN = 1e6 -- requests/s: "no limit known yet"
 function M.new(o)
   local self = setmetatable({lim = o.limiter, declared = o.declared, target = o.target or 0.9,
     min_rate = o.min_rate or 0.05, window = o.window or 2, paused_until = 0,
-    clean_since = task.now(), achieved = o.achieved, cycle_start = task.now(), cycle_ok = 0, last_429 = -math.huge}, Adaptive)
+    clean_since = task.now(), achieved = o.achieved, cycle_start = task.now(), cycle_ok = 0,
+    last_429 = -math.huge}, Adaptive)
   self.rate = o.declared or UNKNOWN
   self.lim:set_rate(self.rate)
   return self
@@ -53,7 +53,7 @@ function Adaptive:observe(res, inflight)
   if not res then return end
   local now = task.now()
   if res.status == 429 then
-    local ra = corelib.parse_retry_after(res.headers["retry-after"])
+    local ra = res.retry_after
     -- more 429s from requests sent before the first one came back say nothing new
     local echo = self.paused_until > now or now - self.last_429 < 0.1
     self.last_429 = now

@@ -1,4 +1,4 @@
--- pacer.backoff: backoff strategies as plain objects with delay(self, attempt, ctx) ->
+-- pacer.policy.backoff: backoff strategies as plain objects with delay(self, attempt, ctx) ->
 -- seconds. attempt is the retry number (1 for the first retry). Any table with such a
 -- method can stand in for these. Jitter: "full" U(0,d), "equal" d/2 + U(0,d/2), "none".
 local M = {}
@@ -64,7 +64,7 @@ end
 function M.decorrelated(o)
   o = o or {}
   local self = new("decorrelated", o, nil)
-  self.delay = function(s, n, ctx)
+  self.delay = function(s, _, ctx)
     local base = s.base or 1
     local prev = (ctx and ctx.previous) or s.previous or base
     local rnd = s.random or math.random

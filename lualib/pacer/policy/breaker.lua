@@ -1,7 +1,7 @@
--- pacer.breaker: a circuit breaker. After `failures` consecutive failures (transport
+-- pacer.policy.breaker: a circuit breaker. After `failures` consecutive failures (transport
 -- errors or 5xx) the client stops sending for `cooldown`; then one request probes, and
 -- its answer closes the circuit or opens it again.
-local opts = require "pacer.opts"
+local opts = require "pacer.base.options"
 local task = require "pacer.c.task"
 
 local M = {}
@@ -11,10 +11,12 @@ Breaker.__index = Breaker
 
 function M.new(o)
   if o == true then o = {} end
-  opts.check("pacer.client.breaker", o, {failures = "integer", cooldown = "duration"})
-  if o.failures and o.failures < 1 then opts.raise("pacer.client.breaker: 'failures' must be >= 1, got %d", o.failures) end
-  return setmetatable({failures = o.failures or 5, cooldown = opts.duration("pacer.client.breaker", "cooldown", o.cooldown or 30),
-    state = "closed", fails = 0, open_until = 0, probing = false, waiting = {}}, Breaker)
+  o = opts.check("pacer.client.breaker", o, {failures = "integer", cooldown = "duration"})
+  if o.failures and o.failures < 1 then
+    opts.raise("pacer.client.breaker: 'failures' must be >= 1, got %d", o.failures)
+  end
+  return setmetatable({failures = o.failures or 5, cooldown = o.cooldown or 30, state = "closed", fails = 0,
+    open_until = 0, probing = false, waiting = {}}, Breaker)
 end
 
 local function wake_all(self)

@@ -1,9 +1,8 @@
--- pacer.keys: a pool of API keys. Each key has its own limiter and quota; a request goes
+-- pacer.policy.keys: a pool of API keys. Each key has its own limiter and quota; a request goes
 -- out on a key that can send now (the one with most quota left), or waits for the
 -- soonest. A key answered 401/403 is retired. Keys are named key#1, key#2... in
 -- everything pacer prints; their values only ever go into the request header.
 local new_limiter = require "pacer.c.limiter"
-local corelib = require "pacer.c.corelib"
 local task = require "pacer.c.task"
 
 local M = {}
@@ -88,7 +87,7 @@ function Pool:observe(k, res)
     end
     return nil
   end
-  local ra = res.status == 429 and corelib.parse_retry_after(res.headers["retry-after"])
+  local ra = res.status == 429 and res.retry_after
   if ra then k.paused_until = math.max(k.paused_until, now + ra) end
   local q = res.quota
   if q and q.remaining == 0 and q.reset then k.paused_until = math.max(k.paused_until, now + q.reset) end

@@ -1,8 +1,7 @@
--- pacer.retry: what to retry, how long to wait, when to give up. The defaults follow
+-- pacer.policy.retry: what to retry, how long to wait, when to give up. The defaults follow
 -- API.md: 6 tries in 300 s, expo backoff with full jitter, 429/5xx/network, Retry-After.
-local backoff = require "pacer.backoff"
-local corelib = require "pacer.c.corelib"
-local opts = require "pacer.opts"
+local backoff = require "pacer.policy.backoff"
+local opts = require "pacer.base.options"
 
 local M = {}
 
@@ -28,14 +27,11 @@ function M.policy(spec, where)
   if spec == false then return nil end
   if spec == nil or spec == true then spec = {} end
   where = where or "retry"
-  opts.check(where .. ".retry", spec, SPEC)
+  spec = opts.check(where .. ".retry", spec, SPEC)
   local p = {}
   for k, v in pairs(M.defaults) do p[k] = v end
   for k, v in pairs(spec) do p[k] = v end
   if p.max_tries < 1 then opts.raise("%s.retry: max_tries must be >= 1, got %d", where, p.max_tries) end
-  p.max_time = opts.duration(where .. ".retry", "max_time", p.max_time)
-  p.cap = opts.duration(where .. ".retry", "cap", p.cap)
-  if p.max_retry_after then p.max_retry_after = opts.duration(where .. ".retry", "max_retry_after", p.max_retry_after) end
   p.statuses, p.kinds, p.predicates = {}, {}, {}
   for _, v in ipairs(p.on) do
     if math.type(v) == "integer" then p.statuses[v] = true
@@ -47,7 +43,7 @@ function M.policy(spec, where)
         where, "network, timeout, connect, closed, dns, tls, protocol", tostring(v))
     end
   end
-  if p.seed and not p.random then p.random = require("pacer.rng").new(p.seed) end
+  if p.seed and not p.random then p.random = require("pacer.base.rng").new(p.seed) end
   p.retry_after_jitter = p.retry_after_jitter or 0.1
   if type(p.backoff) == "string" then
     local make = backoff[p.backoff]
@@ -82,22 +78,19 @@ end
 function M.decide(p, res, err, n, elapsed, idempotent, ctx)
   if not retryable(p, res, err, idempotent) then return nil end
   if n >= p.max_tries then return false, string.format("max_tries (%d) reached", p.max_tries) end
-  local delay
-  local ra = res and p.retry_after and res.headers["retry-after"]
-  if ra then
-    delay = corelib.parse_retry_after(ra)
-    if delay and p.max_retry_after and delay > p.max_retry_after then
-      return false, string.format("Retry-After %s exceeds max_retry_after (%gs)", ra, p.max_retry_after)
+  local delay = res and p.retry_after and res.retry_after
+  if delay then
+    if p.max_retry_after and delay > p.max_retry_after then
+      return false, string.format("Retry-After %s exceeds max_retry_after (%gs)", res.headers["retry-after"],
+        p.max_retry_after)
     end
-    if delay then
-      if elapsed + delay > p.max_time then
-        return false, string.format("Retry-After (%.3gs) would pass max_time (%gs)", delay, p.max_time)
-      end
-      -- never earlier than asked; a little later at random, so clients told the same
-      -- second do not all come back in it together
-      local spread = math.min(1, delay * p.retry_after_jitter, p.max_time - elapsed - delay)
-      return delay + spread * (p.random or math.random)()
+    if elapsed + delay > p.max_time then
+      return false, string.format("Retry-After (%.3gs) would pass max_time (%gs)", delay, p.max_time)
     end
+    -- never earlier than asked; a little later at random, so clients told the same
+    -- second do not all come back in it together
+    local spread = math.min(1, delay * p.retry_after_jitter, p.max_time - elapsed - delay)
+    return delay + spread * (p.random or math.random)()
   end
   delay = p.backoff:delay(n, ctx)
   if elapsed + delay > p.max_time then

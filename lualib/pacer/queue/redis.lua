@@ -1,19 +1,16 @@
--- pacer.redis_queue: the durable queue kept in Redis (pacer.queue{redis = url, name =}),
+-- pacer.queue.redis: the durable queue kept in Redis (pacer.queue{redis = url, name =}),
 -- for workers on several hosts. The same contract as the SQLite queue: push, leased
 -- pop, ack, fail with attempt counts, dead letters, an idempotency key per item; a
 -- lease that is not acked in time (its worker died) puts the item back. Each step is
 -- one Lua script on the server, so concurrent workers never take the same item.
 local cjson = require "cjson"
-local crypto = require "pacer.c.crypto"
-local redis_conn = require "pacer.redis_conn"
-local durable = require "pacer.durable"
-local task = require "pacer.c.task"
-local opts = require "pacer.opts"
+local redis_conn = require "pacer.redis.conn"
+local opts = require "pacer.base.options"
+local base = require "pacer.queue.base"
 
 local M = {}
 
-local Queue = setmetatable({}, {__index = durable.Queue}) -- pop, close, work are shared
-Queue.__index = Queue
+local Queue = base.class()
 
 -- KEYS: ready (zset id->order), items, meta (hashes), leased (zset id->expiry ms), dead (list), seq
 local PUSH = [[
@@ -68,13 +65,13 @@ return 1
 function M.new(o)
   local host, port = redis_conn.parse_url(o.redis, "pacer.queue")
   local name = o.name or "default"
-  local base = "pacer:q:" .. name .. ":"
-  return setmetatable({name = name, max_attempts = o.max_attempts or 3,
+  local prefix = "pacer:q:" .. name .. ":"
+  return base.make(Queue, {name = name, max_attempts = o.max_attempts or 3,
     conn = redis_conn.new(host, port, string.format("queue '%s'", name)),
     lease = opts.duration("pacer.queue", "lease", o.lease or 300),
-    poll = opts.duration("pacer.queue", "poll", o.poll or 0.25), waiting = {}, closed = false,
-    keys = {base .. "ready", base .. "items", base .. "meta", base .. "leased", base .. "dead", base .. "seq"}},
-    Queue)
+    poll = opts.duration("pacer.queue", "poll", o.poll or 0.25),
+    keys = {prefix .. "ready", prefix .. "items", prefix .. "meta", prefix .. "leased", prefix .. "dead",
+      prefix .. "seq"}})
 end
 
 -- Runs one of the scripts; waits while Redis is unreachable, raises on its errors.
@@ -89,16 +86,7 @@ function Queue:cmd(...)
   return self.conn:waiting(function(c) return c:call(table.unpack(args, 1, args.n)) end)
 end
 
-function Queue:push(item, priority)
-  if self.closed then opts.raise("queue:push: the queue is closed") end
-  if item == nil then opts.raise("queue:push: cannot push nil") end
-  local okj, payload = pcall(cjson.encode, item)
-  if not okj then opts.raise("queue:push: a durable queue stores JSON: %s", payload) end
-  self:run("push", PUSH, priority or 5, payload, crypto.random_hex(16))
-  local t = table.remove(self.waiting, 1)
-  if t then task.wake(t) end
-  return true
-end
+function Queue:insert(payload, priority, idem) self:run("push", PUSH, priority, payload, idem) end
 
 function Queue:try_pop()
   local r = self:run("pop", POP, math.floor(self.lease * 1000))
@@ -115,7 +103,6 @@ function Queue:fail(job, err) self:run("fail", FAIL, job.id, self.max_attempts, 
 function Queue:len()
   return self:cmd("ZCARD", self.keys[1]) + self:cmd("ZCARD", self.keys[4])
 end
-Queue.__len = Queue.len
 
 function Queue:dead()
   local out = {}

@@ -1,20 +1,19 @@
--- pacer.durable: the queue kept in SQLite (pacer.queue{durable = "jobs.db"}). A push is
+-- pacer.queue.sqlite: the queue kept in SQLite (pacer.queue{durable = "jobs.db"}). A push is
 -- on disk when it returns; pop() leases an item; ack() removes it, fail() hands it back
 -- with its attempt count, or to the dead letters after max_attempts. A lease whose
 -- process died (kill -9, power cut) goes back to the queue when the file is next
 -- opened. Every item carries an idempotency key made at push, the same on every
 -- attempt and after a restart: send it as Idempotency-Key and a resend is harmless.
-local crypto = require "pacer.c.crypto"
 local proc = require "pacer.c.proc"
 local cjson = require "cjson"
 local open = require "pacer.c.sqlite"
 local task = require "pacer.c.task"
-local opts = require "pacer.opts"
+local opts = require "pacer.base.options"
+local base = require "pacer.queue.base"
 
 local M = {}
 
-local Queue = {}
-Queue.__index = Queue
+local Queue = base.class()
 
 local SCHEMA = {
   [[CREATE TABLE IF NOT EXISTS pacer_queue (
@@ -29,10 +28,9 @@ function M.new(o)
   local ok, db = pcall(open, o.durable)
   if not ok then opts.raise("pacer.queue: %s", db) end
   for _, sql in ipairs(SCHEMA) do db:exec(sql) end
-  local self = setmetatable({db = db, name = o.name or "default", max_attempts = o.max_attempts or 3,
+  local self = base.make(Queue, {db = db, name = o.name or "default", max_attempts = o.max_attempts or 3,
     poll = opts.duration("pacer.queue", "poll", o.poll or 0.25),
-    lease = opts.duration("pacer.queue", "lease", o.lease or 300),
-    pid = proc.pid(), waiting = {}, closed = false}, Queue)
+    lease = opts.duration("pacer.queue", "lease", o.lease or 300), pid = proc.pid()})
   -- leases held by processes that are gone go back to the queue
   for _, row in ipairs(db:exec("SELECT DISTINCT owner FROM pacer_queue WHERE queue = ? AND state = 'leased'",
       self.name)) do
@@ -44,17 +42,9 @@ function M.new(o)
   return self
 end
 
--- q:push(item [, priority]) -> true, once it is on disk
-function Queue:push(item, priority)
-  if self.closed then opts.raise("queue:push: the queue is closed") end
-  if item == nil then opts.raise("queue:push: cannot push nil") end
-  local okj, payload = pcall(cjson.encode, item)
-  if not okj then opts.raise("queue:push: a durable queue stores JSON: %s", payload) end
+function Queue:insert(payload, priority, idem)
   self.db:exec("INSERT INTO pacer_queue (queue, priority, payload, idem, updated) VALUES (?, ?, ?, ?, ?)",
-    self.name, priority or 5, payload, crypto.random_hex(16), task.wall())
-  local t = table.remove(self.waiting, 1)
-  if t then task.wake(t) end
-  return true
+    self.name, priority, payload, idem, task.wall())
 end
 
 -- Leases the next item: item, priority, job | nil when there is none now.
@@ -78,21 +68,6 @@ function Queue:try_pop()
   end
 end
 
--- q:pop() -> item, priority, job; waits while empty; nil once closed and empty
-function Queue:pop()
-  for _ = 1, math.huge do
-    local item, priority, job = self:try_pop()
-    if item ~= nil then return item, priority, job end
-    if self.closed then return nil end
-    local me = task.current() or opts.raise("queue:pop: must be called from a task")
-    self.waiting[#self.waiting + 1] = me
-    task.sleep(self.poll) -- a push here wakes us at once; other processes' after `poll`
-    for i, t in ipairs(self.waiting) do
-      if t == me then table.remove(self.waiting, i) break end
-    end
-  end
-end
-
 function Queue:ack(job)
   self.db:exec("DELETE FROM pacer_queue WHERE id = ?", job.id)
 end
@@ -107,14 +82,6 @@ end
 function Queue:len()
   return self.db:exec("SELECT COUNT(*) AS n FROM pacer_queue WHERE queue = ? AND state IN ('ready', 'leased')",
     self.name)[1].n
-end
-Queue.__len = Queue.len
-
-function Queue:close()
-  self.closed = true
-  local w = self.waiting
-  self.waiting = {}
-  for _, t in ipairs(w) do task.wake(t) end
 end
 
 function Queue:dead()
@@ -136,34 +103,6 @@ function Queue:stats()
   return s
 end
 
--- q:work(n, fn) -> {done=, failed=}: fn(item, attempt, job) until closed and drained.
--- A failure hands the item back to the queue (it comes round again) until max_attempts.
-function Queue:work(n, fn)
-  if math.type(n) ~= "integer" or n < 1 then opts.raise("queue:work: n must be an integer >= 1, got %s", tostring(n)) end
-  if type(fn) ~= "function" then opts.raise("queue:work: expected a function, got %s", type(fn)) end
-  local done, failed = 0, 0
-  local workers = {}
-  for i = 1, n do
-    workers[i] = task.spawn(function()
-      while true do
-        local item, _, job = self:pop()
-        if item == nil then return end
-        local ok, err = pcall(fn, item, job.attempts, job)
-        if ok then
-          self:ack(job)
-          done = done + 1
-        else
-          self:fail(job, err)
-          if job.attempts >= self.max_attempts then failed = failed + 1 end
-        end
-      end
-    end)
-  end
-  for _, w in ipairs(workers) do w:wait() end
-  return {done = done, failed = failed}
-end
-
 function Queue:close_db() self.db:close() end
 
-M.Queue = Queue -- the Redis queue shares pop, close and work
 return M

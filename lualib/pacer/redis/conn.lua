@@ -1,11 +1,11 @@
--- pacer.redis_conn: one Redis connection as the Lua modules use it (the limiter, the
+-- pacer.redis.conn: one Redis connection as the Lua modules use it (the limiter, the
 -- queue, the cache): made again on demand after it drops, scripts loaded once per
 -- connection with SCRIPT LOAD and run with EVALSHA (loaded again after a restart), and
 -- a waiting mode that rides out an outage with backoff, warning once per outage.
 local connect = require "pacer.c.redis"
 local task = require "pacer.c.task"
-local log = require "pacer.log"
-local opts = require "pacer.opts"
+local log = require "pacer.base.log"
+local opts = require "pacer.base.options"
 
 local M = {}
 

@@ -3,7 +3,7 @@
 -- as its own task on the loop; Ctrl-C stops waiting for it (it goes on in the
 -- background), Ctrl-D exits. History in ~/.pacer_history; Tab completes names.
 local crepl = require "pacer.c.repl"
-local pretty = require "pacer.pretty"
+local pretty = require "pacer.repl.pretty"
 local task = require "pacer.c.task"
 
 local M = {}

@@ -1,8 +1,8 @@
--- pacer.pretty: how the REPL shows values: responses as status, key headers, quota and
+-- pacer.repl.pretty: how the REPL shows values: responses as status, key headers, quota and
 -- a truncated body; tables nested with sorted keys, bounded in depth and length.
 local cjson = require "cjson"
-local response = require "pacer.response"
-local url = require "pacer.url"
+local response = require "pacer.http.response"
+local url = require "pacer.base.url"
 
 local M = {}
 

@@ -1,4 +1,4 @@
--- pacer.alert: rules that watch a client and act. quota{below=, rearm_above=} fires once
+-- pacer.run.alert: rules that watch a client and act. quota{below=, rearm_above=} fires once
 -- when the share of quota left falls below `below` and re-arms above `rearm_above`;
 -- exhaustion{within=} when the quota would run out within that time at the current
 -- pace; on(event, action, {cooldown=}) for "giveup", "throttled", "circuit_open",
@@ -7,8 +7,8 @@
 -- failure is logged and the job goes on.
 local proc = require "pacer.c.proc"
 local task = require "pacer.c.task"
-local log = require "pacer.log"
-local opts = require "pacer.opts"
+local log = require "pacer.base.log"
+local opts = require "pacer.base.options"
 
 local M = {}
 
@@ -35,7 +35,7 @@ local function run(action, info)
       elseif type(action) == "function" then
         action(info)
       elseif action.webhook then
-        local res, e = require("pacer.request").request{method = "POST", url = action.webhook, timeout = 10,
+        local res, e = require("pacer.http.request").request{method = "POST", url = action.webhook, timeout = 10,
           json = {text = "pacer: " .. info.message, alert = info.alert, client = info.client,
             event = info.event, remaining = info.remaining, limit = info.limit}}
         if not res then error(e.message, 0) end
@@ -70,8 +70,8 @@ function M.quota(o)
 end
 
 function M.exhaustion(o)
-  opts.check("pacer.alert.exhaustion", o, {within = "duration", action = "any"})
-  return setmetatable({kind = "exhaustion", within = opts.duration("pacer.alert.exhaustion", "within", o.within or 600), armed = true,
+  o = opts.check("pacer.alert.exhaustion", o, {within = "duration", action = "any"})
+  return setmetatable({kind = "exhaustion", within = o.within or 600, armed = true,
     action = check_action("pacer.alert.exhaustion", o.action)}, Alert)
 end
 
@@ -81,7 +81,7 @@ function M.on(event, action, o)
       tostring(event))
   end
   o = opts.check("pacer.alert.on", o or {}, {cooldown = "duration"})
-  return setmetatable({kind = "event", on = event, cooldown = opts.duration("pacer.alert.on", "cooldown", o.cooldown or 0),
+  return setmetatable({kind = "event", on = event, cooldown = o.cooldown or 0,
     last = -math.huge, action = check_action("pacer.alert.on", action)}, Alert)
 end
 

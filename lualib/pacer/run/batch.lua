@@ -1,10 +1,10 @@
--- pacer.batch: collects items and sends them `size` at a time, or after `interval`,
+-- pacer.run.batch: collects items and sends them `size` at a time, or after `interval`,
 -- through send(items) -> results. Each push waits for its own item's result: the value,
 -- or nil + err when the whole batch failed or the API rejected that item.
 local task = require "pacer.c.task"
-local errors = require "pacer.errors"
+local errors = require "pacer.base.errors"
 local corelib = require "pacer.c.corelib"
-local opts = require "pacer.opts"
+local opts = require "pacer.base.options"
 
 local M = {}
 

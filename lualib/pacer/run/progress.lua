@@ -1,10 +1,10 @@
--- pacer.progress: one live status line on stderr for long jobs (at most 10 redraws a
+-- pacer.run.progress: one live status line on stderr for long jobs (at most 10 redraws a
 -- second), or a plain line every 5 s with --progress=plain; silent when stderr is not a
 -- terminal, with --progress=off, or -q.
 local proc = require "pacer.c.proc"
 local http = require "pacer.c.http"
-local options = require "pacer.options"
-local stats = require "pacer.stats"
+local options = require "pacer.c.cmdline"
+local stats = require "pacer.run.stats"
 local task = require "pacer.c.task"
 
 local M = {}

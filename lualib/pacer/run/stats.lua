@@ -1,8 +1,8 @@
--- pacer.stats: counters for a client and for the whole run, and the --events log.
+-- pacer.run.stats: counters for a client and for the whole run, and the --events log.
 local cjson = require "cjson"
 local task = require "pacer.c.task"
-local options = require "pacer.options"
-local url = require "pacer.url"
+local options = require "pacer.c.cmdline"
+local url = require "pacer.base.url"
 
 local M = {}
 

@@ -1,10 +1,10 @@
--- pacer.report: the run summary at exit (and on SIGINT) and the --stats file.
+-- pacer.run.summary: the run summary at exit (and on SIGINT) and the --stats file.
 local cjson = require "cjson"
 local http = require "pacer.c.http"
-local options = require "pacer.options"
-local stats = require "pacer.stats"
+local options = require "pacer.c.cmdline"
+local stats = require "pacer.run.stats"
 local task = require "pacer.c.task"
-local url = require "pacer.url"
+local url = require "pacer.base.url"
 
 local M = {}
 
@@ -37,8 +37,8 @@ local function line(s)
   for code, n in pairs(s.by_status) do codes[#codes + 1] = code .. "×" .. n end
   table.sort(codes)
   for kind, n in pairs(s.errors) do codes[#codes + 1] = kind .. "×" .. n end
-  local out = string.format("pacer: %d requests in %.2fs: %d ok, %d failed, %d retries, %d throttled (429); tasks waited %.2fs for the limiter",
-    s.requests, s.makespan, s.ok, s.failed, s.retries, s.throttled, s.waited)
+  local out = string.format("pacer: %d requests in %.2fs: %d ok, %d failed, %d retries, %d throttled (429); "
+    .. "tasks waited %.2fs for the limiter", s.requests, s.makespan, s.ok, s.failed, s.retries, s.throttled, s.waited)
   if s.cancelled and s.cancelled > 0 then
     out = out .. string.format("\npacer: %d request%s in flight cancelled", s.cancelled, s.cancelled == 1 and "" or "s")
   end
@@ -60,7 +60,7 @@ local function line(s)
 end
 
 function M.at_exit(how)
-  if package.loaded["pacer.state"] then package.loaded["pacer.state"].save_all() end
+  if package.loaded["pacer.limiter.sqlite"] then package.loaded["pacer.limiter.sqlite"].save_all() end
   local s = M.summary(how)
   if options.stats then
     local f, err = io.open(options.stats, "w")

@@ -1,11 +1,11 @@
--- pacer.serve: an HTTP listener whose routes are Lua functions, each request in its own
+-- pacer.serve.listener: an HTTP listener whose routes are Lua functions, each request in its own
 -- task. A route returns status, body (a table is sent as JSON), headers; or nothing when
 -- it answered or dropped the connection itself through its second argument.
 local cjson = require "cjson"
 local listen = require "pacer.c.server"
-local log = require "pacer.log"
-local opts = require "pacer.opts"
-local url = require "pacer.url"
+local log = require "pacer.base.log"
+local opts = require "pacer.base.options"
+local url = require "pacer.base.url"
 
 local M = {}
 

@@ -1,11 +1,11 @@
--- pacer.mock: a local API that throttles like a real one, for dry runs and tests.
+-- pacer.serve.mock: a local API that throttles like a real one, for dry runs and tests.
 -- Limit per window (GCRA with a burst of the whole window by default, or a fixed
 -- window), RateLimit-* on every authenticated answer, 429 + Retry-After over the limit, injectable
 -- failures, Idempotency-Key replay, and a record of every request it received.
 local corelib = require "pacer.c.corelib"
 local new_limiter = require "pacer.c.limiter"
-local opts = require "pacer.opts"
-local serve = require "pacer.serve"
+local opts = require "pacer.base.options"
+local serve = require "pacer.serve.listener"
 local task = require "pacer.c.task"
 
 local M = {}
@@ -188,7 +188,7 @@ function M.start(o)
   self.url, self.port, self.host = srv.url, srv.port, srv.host
 
   -- Requests matching every field of `filter` ({path=, status=, method=, ...}).
-  function self:count(filter)
+  function self.count(_, filter)
     local n = 0
     for _, r in ipairs(self.requests) do
       local hit = true
@@ -198,7 +198,7 @@ function M.start(o)
     return n
   end
 
-  function self:close() srv.close() end
+  function self.close() srv.close() end
   return self
 end
 

@@ -1,4 +1,4 @@
--- pacer.webhook: HMAC-SHA256 signatures for webhooks, checked in constant time, with a
+-- pacer.serve.webhook: HMAC-SHA256 signatures for webhooks, checked in constant time, with a
 -- timestamp tolerance against replays.
 --   pacer.webhook.sign(secret, payload) -> hex
 --   pacer.webhook.verify{secret=, body=, signature=, timestamp=, tolerance="5m"}
@@ -6,12 +6,14 @@
 -- With a timestamp the signed payload is "<timestamp>.<body>" (Stripe's scheme) unless
 -- `payload` is given; a signature may carry a "sha256=" or "v1=" prefix (GitHub, Stripe).
 local crypto = require "pacer.c.crypto"
-local opts = require "pacer.opts"
+local opts = require "pacer.base.options"
 
 local M = {}
 
 function M.sign(secret, payload)
-  if type(secret) ~= "string" or secret == "" then opts.raise("pacer.webhook.sign: secret must be a non-empty string") end
+  if type(secret) ~= "string" or secret == "" then
+    opts.raise("pacer.webhook.sign: secret must be a non-empty string")
+  end
   return crypto.hmac_sha256(secret, tostring(payload))
 end
 

@@ -1,0 +1,112 @@
+-- pacer.http.attempt: the one attempt loop. A logical request is attempted, paced and
+-- retried here until it succeeds, fails for good, or its retry policy gives up. What
+-- happens around each attempt belongs to the sender (a client, or a bare request):
+--   sender.sinks                      stats counters the attempts are added to
+--   sender:before_attempt(r, n)       -> seconds waited, extra header lines, token:
+--                                        every pacing wait and the concurrency slot
+--   sender:after_attempt(r, res, err, token) -> again: frees the slot, learns from
+--                                        the answer; `again` resends at once (a
+--                                        retired key: another key will do)
+--   sender.again_budget               resends `again` may add beyond max_tries
+--   sender:rate(), sender:gave_up(info)  optional: the pace for the log, a give-up hook
+local errors = require "pacer.base.errors"
+local http = require "pacer.c.http"
+local log = require "pacer.base.log"
+local task = require "pacer.c.task"
+local opts = require "pacer.base.options"
+local response = require "pacer.http.response"
+local retry = require "pacer.policy.retry"
+local stats = require "pacer.run.stats"
+local url = require "pacer.base.url"
+
+local M = {}
+
+local function call_hook(fn, info)
+  if fn then fn(info) end
+end
+
+-- The request as sent on this attempt: r plus cache validators and the sender's lines.
+local function on_the_wire(r, extra)
+  if not (r.conditional or extra) then return r end
+  local wire = setmetatable({headers = {table.unpack(r.headers)}}, {__index = r})
+  for k, v in pairs(r.conditional or {}) do wire.headers[#wire.headers + 1] = k .. ": " .. v end
+  for _, line in ipairs(extra or {}) do wire.headers[#wire.headers + 1] = line end
+  return wire
+end
+
+-- One attempt: res | nil, err (a transport failure, as an error table).
+local function attempt_once(sender, r, n)
+  local paced, extra, token = sender:before_attempt(r, n)
+  stats.waited(sender.sinks, paced)
+  local status, headers, body, info = http.request(on_the_wire(r, extra))
+  local res, err
+  if status then
+    res = response.new(r, status, headers, body, info, n)
+  else
+    err = headers
+    if err.kind == "url" then -- prepare() checked the URL: this is libcurl's late verdict
+      sender:after_attempt(r, nil, err, token)
+      opts.raise("pacer.request: invalid URL '%s': %s", url.redact(r.url), err.message)
+    end
+    err.url, err.method, err.attempts = url.redact(r.url), r.method, n
+    err.message = string.format("%s %s: %s", r.method, err.url, err.message)
+    errors.new(err)
+  end
+  return res, err, paced, sender:after_attempt(r, res, err, token)
+end
+
+local function gave_up(r, res, err, why, n)
+  if err then
+    err.gave_up = why
+    return nil, err
+  end
+  return nil, errors.new{kind = "gave_up", reason = why, status = res.status, last = res, attempts = n,
+    message = string.format("%s %s: gave up after %d attempt%s (last: HTTP %d): %s", r.method,
+      url.redact(r.url), n, n == 1 and "" or "s", res.status, why)}
+end
+
+-- Sends the prepared request r for `sender` under retry policy p (nil: one attempt).
+-- Returns res (any status the policy does not retry) or nil, err.
+function M.send(r, sender, p)
+  local sinks = sender.sinks
+  local started = task.now()
+  local n, wait, prev_delay = 0, 0, nil
+  local idempotent = r.idempotent or (p and p.unsafe)
+  local max_tries = p and p.max_tries or 1
+  while true do
+    n = n + 1
+    local res, err, paced, again = attempt_once(sender, r, n)
+    stats.attempt(sinks, r, n, res and res.status, err, wait + paced, res and res.elapsed or err.elapsed,
+      res and res.quota, sender.rate and sender:rate())
+    local elapsed = task.now() - started
+    local delay, why
+    if again and n < max_tries + (sender.again_budget or 0) then
+      delay = 0
+    elseif p then
+      delay, why = retry.decide(p, res, err, n, elapsed, idempotent, {previous = prev_delay})
+    end
+    local info = {attempt = n, elapsed = elapsed, response = res, err = err, delay = delay}
+    if delay == nil then
+      local ok = res ~= nil and res.status < 400
+      stats.finished(sinks, ok)
+      if ok and p then call_hook(p.on_success, info) end
+      if res then return res end
+      return nil, err
+    elseif delay == false then
+      stats.finished(sinks, false)
+      info.reason = why
+      if p then call_hook(p.on_giveup, info) end
+      if sender.gave_up then sender:gave_up(info) end
+      return gave_up(r, res, err, why, n)
+    end
+    if p then call_hook(p.on_retry, info) end -- (no policy: a retired key's resend)
+    if log.enabled("info") then
+      log.info("retry %d/%d of %s %s in %.3gs after %s", n, max_tries - 1, r.method,
+        url.redact(r.url), delay, res and ("HTTP " .. res.status) or err.kind)
+    end
+    prev_delay, wait = delay, delay
+    if delay > 0 then task.sleep(delay) end
+  end
+end
+
+return M
