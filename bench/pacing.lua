@@ -18,7 +18,7 @@ end
 
 -- (b) nginx limit_req rate=R burst=0
 local ng = B.nginx(R)
-local makespan, s = B.pacer_run(ng.url .. "/limited", N, R .. "/s", 16)
+local makespan = B.pacer_run(ng.url .. "/limited", N, R .. "/s", 16)
 local counts = B.count_statuses(ng.dir .. "/status.log")
 rows[#rows + 1] = {"pacer -> nginx limit_req", makespan, counts["429"] or 0}
 os.remove(ng.dir .. "/status.log")

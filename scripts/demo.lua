@@ -37,7 +37,7 @@ local ideal = N / R
 print(string.format("sent %d, failed %d, 429s %d, retries %d", sent, failed, s.throttled, s.retries))
 print(string.format("makespan %.2fs, ideal N/R %.2fs (%d at %g/s): ratio %.3f", makespan, ideal, N, R,
   makespan / ideal))
-print(string.format("the mock accepted %d messages; %d requests in all", mock:count{path = "/v2/sms/send", status = 200},
-  #mock.requests))
+print(string.format("the mock accepted %d messages; %d requests in all",
+  mock:count{path = "/v2/sms/send", status = 200}, #mock.requests))
 mock:close()
 if failed > 0 then error(failed .. " messages failed", 0) end
