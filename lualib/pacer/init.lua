@@ -40,12 +40,15 @@ pacer.webhook = require "pacer.serve.webhook"
 function pacer.mock(o) return require("pacer.serve.mock").start(o) end -- loaded on first use
 function pacer.stats() return require("pacer.run.stats").copy(require("pacer.run.stats").run) end
 
--- pacer.each(list, fn, {concurrency = 16}): fn(item, index) for every item with at most
--- `concurrency` running at once. Returns {ok=, value=|err=} per item, in list order.
+-- pacer.each(list, fn, {concurrency = 16, on_error = "report"}): fn(item, index) for
+-- every item with at most `concurrency` running at once. Returns {ok=, value=|err=} per
+-- item, in list order; failed items are reported as run/failures.lua says.
 function pacer.each(list, fn, o)
   if type(list) ~= "table" then opts.raise("pacer.each: expected a list, got %s", type(list)) end
   if type(fn) ~= "function" then opts.raise("pacer.each: expected a function, got %s", type(fn)) end
-  o = opts.check("pacer.each", o or {}, {concurrency = "integer", progress = "boolean", label = "string"})
+  local failed
+  failed, o = pool.collector("pacer.each", o, {concurrency = "integer", progress = "boolean", label = "string",
+    on_error = "string"})
   local n = #list
   local conc = o.concurrency or 16
   if conc < 1 then opts.raise("pacer.each: 'concurrency' must be >= 1, got %d", conc) end
@@ -57,9 +60,11 @@ function pacer.each(list, fn, o)
   end, function(i)
     local ok, v = pcall(fn, list[i], i)
     results[i] = ok and {ok = true, value = v} or {ok = false, err = v}
+    if not ok then failed:add(v) end
     if bar then bar:advance(ok) end
   end)
   if bar then bar:finish() end
+  failed:finish(n)
   return results
 end
 

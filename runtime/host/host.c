@@ -101,18 +101,26 @@ static int main_done(void *arg) {
   return !ok || rs->loop->live == 0; /* a failed main ends the run at once */
 }
 
-/* Calls pacer.report's at-exit hook (summary, --stats) under protection. */
-static void at_exit(lua_State *L, const char *how) {
+/* Calls the at-exit hook of pacer.run.summary (summary, --stats) under protection.
+ * Returns the exit status it asks for: 1 when items failed, else 0. */
+static int at_exit(lua_State *L, const char *how) {
+  int code = 0;
   lua_getglobal(L, "require");
   lua_pushliteral(L, "pacer.run.summary");
   if (lua_pcall(L, 1, 1, 0) == LUA_OK) {
     lua_getfield(L, -1, "at_exit");
     lua_pushstring(L, how);
-    if (lua_pcall(L, 1, 0, 0) != LUA_OK) fprintf(stderr, "pacer: at exit: %s\n", lua_tostring(L, -1));
+    if (lua_pcall(L, 1, 1, 0) != LUA_OK) {
+      fprintf(stderr, "pacer: at exit: %s\n", lua_tostring(L, -1));
+      code = 1;
+    } else {
+      code = (int)lua_tointeger(L, -1);
+    }
   } else {
     fprintf(stderr, "pacer: %s\n", lua_tostring(L, -1));
   }
   lua_pop(L, 1);
+  return code;
 }
 
 static int pmain(lua_State *L) {
@@ -174,8 +182,8 @@ static int pmain(lua_State *L) {
     at_exit(L, "error");
     code = 1;
   } else {
-    at_exit(L, "ok");
-    code = loop->failed ? 1 : 0;
+    int items_failed = at_exit(L, "ok");
+    code = loop->failed || items_failed ? 1 : 0;
     if (o->module) { /* a subcommand's main function may return its exit status (2: bad usage) */
       lua_settop(L, 2);
       task_push_results(L, rs.main); /* [.., {n=, ...}] */

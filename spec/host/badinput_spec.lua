@@ -150,7 +150,7 @@ describe("unknown option names", function()
   end)
 
   it("pacer.each and pacer.batch", function()
-    assert.are.equal("pacer.each: unknown option 'concurency' (known: concurrency, label, progress)",
+    assert.are.equal("pacer.each: unknown option 'concurency' (known: concurrency, label, on_error, progress)",
       message(function() return pacer.each({1}, function() end, {concurency = 2}) end))
     assert.are.equal("pacer.batch: unknown option 'sise' (known: interval, send, size)",
       message(function() return pacer.batch{send = function() end, sise = 10} end))
@@ -661,7 +661,7 @@ describe("errors inside callbacks", function()
       pacer.sleep(0.01)
       if i == 2 then error("item two broke") end
       return i * 10
-    end, {concurrency = 2, progress = false})
+    end, {concurrency = 2, progress = false, on_error = "return"})
     assert.are.equal(4, #ran)
     assert.are.same({ok = true, value = 10}, results[1])
     assert.is_false(results[2].ok)
@@ -716,7 +716,7 @@ describe("errors inside callbacks", function()
     local r = q:work(2, function(item, attempt)
       tries[#tries + 1] = item .. attempt
       if item == "bad" then error("cannot send " .. item .. " (attempt " .. attempt .. ")") end
-    end)
+    end, {on_error = "return"})
     assert.are.same({done = 2, failed = 1}, r)
     local dead = q:dead()
     assert.are.equal(1, #dead)

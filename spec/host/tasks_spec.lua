@@ -309,7 +309,7 @@ describe("pacer.each", function()
       if x == 2 then error("item two failed") end
       if x == 4 then error({why = "table error"}) end
       return x * 10
-    end, {concurrency = 2})
+    end, {concurrency = 2, on_error = "return"})
     assert.are.equal(5, #ran)
     assert.are.same({ok = true, value = 10}, results[1])
     assert.is_false(results[2].ok)
@@ -342,7 +342,7 @@ describe("pacer.each", function()
 
   it("rejects an unknown option and wrong argument types", function()
     local err = errmsg(pacer.each, {1}, function() end, {bogus = 1})
-    assert.truthy(err:find("pacer.each: unknown option 'bogus' (known: concurrency, label, progress)", 1, true), err)
+    assert.truthy(err:find("pacer.each: unknown option 'bogus' (known: concurrency, label, on_error, progress)", 1, true), err)
     err = errmsg(pacer.each, "nope", function() end)
     assert.truthy(err:find("pacer.each: expected a list, got string", 1, true), err)
     err = errmsg(pacer.each, {1}, 5)

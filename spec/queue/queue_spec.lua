@@ -304,7 +304,7 @@ describe("pacer.queue work", function()
       table.insert(attempts[item], attempt)
       if item == "bad" then error("always fails", 0) end
       if item == "flaky" and attempt < 3 then error("not yet", 0) end
-    end)
+    end, {on_error = "return"})
     assert.are.same({done = 2, failed = 1}, r)
     assert.are.same({good = {1}, flaky = {1, 2, 3}, bad = {1, 2, 3}}, attempts)
     assert.are.same({{item = "bad", err = "always fails", attempts = 3}}, q:dead())
@@ -316,7 +316,7 @@ describe("pacer.queue work", function()
     q:push("x")
     q:close()
     local calls = 0
-    local r = q:work(1, function() calls = calls + 1 error(e) end)
+    local r = q:work(1, function() calls = calls + 1 error(e) end, {on_error = "return"})
     assert.are.same({done = 0, failed = 1}, r)
     assert.are.equal(1, calls)
     local dead = q:dead()
@@ -329,7 +329,7 @@ describe("pacer.queue work", function()
     local q = pacer.queue{max_attempts = 1}
     q:push("x")
     q:close()
-    q:work(1, function() error("no", 0) end)
+    q:work(1, function() error("no", 0) end, {on_error = "return"})
     local d = q:dead()
     d[1] = nil
     assert.are.equal(1, #q:dead())
@@ -344,7 +344,7 @@ describe("pacer.queue work", function()
     local r = q:work(1, function(_, attempt)
       at[attempt] = pacer.now() - t0
       error("fail", 0)
-    end)
+    end, {on_error = "return"})
     local el = pacer.now() - t0
     assert.are.same({done = 0, failed = 1}, r)
     assert.is_true(at[2] - at[1] >= 0.045 and at[3] - at[2] >= 0.045,
@@ -357,7 +357,7 @@ describe("pacer.queue work", function()
     q:push("x")
     q:close()
     local t0 = pacer.now()
-    q:work(1, function() error("fail", 0) end)
+    q:work(1, function() error("fail", 0) end, {on_error = "return"})
     assert.is_true(pacer.now() - t0 < 0.05)
   end)
 
@@ -438,7 +438,7 @@ describe("pacer.queue regressions", function()
     local q = pacer.queue{max_attempts = 2}
     q:push("a")
     q:close()
-    local r = q:work(1, function() error() end)
+    local r = q:work(1, function() error() end, {on_error = "return"})
     assert.are.same({done = 0, failed = 1}, r)
     assert.are.equal(1, #q:dead())
   end)

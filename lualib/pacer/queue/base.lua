@@ -54,10 +54,11 @@ end
 
 Base.__len = function(q) return q:len() end
 
--- q:work(n, fn) -> {done=, failed=}: fn(item, attempt, job) until closed and drained.
--- A failure hands the item back to the queue (it comes round again) until max_attempts.
-function Base:work(n, fn)
-  pool.check("queue:work", n, fn)
+-- q:work(n, fn [, {on_error=}]) -> {done=, failed=}: fn(item, attempt, job) until closed
+-- and drained. A failure hands the item back to the queue (it comes round again) until
+-- max_attempts; then it is a dead letter, reported as run/failures.lua says.
+function Base:work(n, fn, o)
+  local dead = pool.check("queue:work", n, fn, o)
   local done, failed = 0, 0
   pool.run(n, function()
     local item, _, job = self:pop()
@@ -69,9 +70,13 @@ function Base:work(n, fn)
       done = done + 1
     else
       self:fail(u.job, err)
-      if u.job.attempts >= self.max_attempts then failed = failed + 1 end
+      if u.job.attempts >= self.max_attempts then -- a dead letter now
+        failed = failed + 1
+        dead:add(err)
+      end
     end
   end)
+  dead:finish(done + failed)
   return {done = done, failed = failed}
 end
 

@@ -11,9 +11,9 @@ local M = {}
 local methods = getmetatable(new_queue{}).__index
 local state = setmetatable({}, {__mode = "k"}) -- queue -> {max_attempts=, retry_delay=, dead={}}
 
--- q:work(n, fn) -> {done=, failed=}: fn(item, attempt) for every item, n at a time.
-function methods:work(n, fn)
-  pool.check("queue:work", n, fn)
+-- q:work(n, fn [, {on_error=}]) -> {done=, failed=}: fn(item, attempt) for every item, n at a time.
+function methods:work(n, fn, o)
+  local failed_items = pool.check("queue:work", n, fn, o)
   local st = state[self]
   local done, failed = 0, 0
   pool.run(n, function() return self:pop() end, function(item)
@@ -28,8 +28,10 @@ function methods:work(n, fn)
     else
       failed = failed + 1
       st.dead[#st.dead + 1] = {item = item, err = err, attempts = st.max_attempts}
+      failed_items:add(err)
     end
   end)
+  failed_items:finish(done + failed)
   return {done = done, failed = failed}
 end
 

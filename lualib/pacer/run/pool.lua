@@ -2,13 +2,27 @@
 -- worker loop behind pacer.each, q:work and jobs.
 local task = require "pacer.c.task"
 local opts = require "pacer.base.options"
+local failures = require "pacer.run.failures"
 
 local M = {}
 
--- The arguments of a work(n, fn) call, or a raise at the caller's line naming `where`.
-function M.check(where, n, fn)
+-- The arguments of a work(n, fn [, o]) call, or a raise at the caller's line naming
+-- `where`. Returns the failure collector for the call (run/failures.lua).
+function M.check(where, n, fn, o)
   if math.type(n) ~= "integer" or n < 1 then opts.raise("%s: n must be an integer >= 1, got %s", where, tostring(n)) end
   if type(fn) ~= "function" then opts.raise("%s: expected a function, got %s", where, type(fn)) end
+  return M.collector(where, o)
+end
+
+-- The failure collector of a call whose options `o` may say on_error = "report" (the
+-- default: shown, and the exit status is 1), "return" (the caller handles them) or
+-- "raise" (an error once every item has run).
+function M.collector(where, o, spec)
+  o = opts.check(where, o or {}, spec or {on_error = "string"})
+  if o.on_error and not failures.ON_ERROR[o.on_error] then
+    opts.raise("%s: on_error must be \"report\", \"return\" or \"raise\", got %q", where, o.on_error)
+  end
+  return failures.collector(where, o.on_error), o
 end
 
 -- Runs n workers; each calls take() for a unit of work (nil: that worker stops) and

@@ -2,6 +2,7 @@
 local cjson = require "cjson"
 local http = require "pacer.c.http"
 local options = require "pacer.c.cmdline"
+local failures = require "pacer.run.failures"
 local stats = require "pacer.run.stats"
 local task = require "pacer.c.task"
 local url = require "pacer.base.url"
@@ -19,6 +20,7 @@ function M.summary(how)
   for code, n in pairs(run.by_status) do s.by_status[tostring(code)] = n end
   if how == "interrupted" then s.cancelled = http.inflight() end
   s.cache_hits = run.cache_hits
+  s.items_failed = failures.count()
   s.quota = {}
   for client in pairs(run.clients) do
     local q = client:quota()
@@ -59,6 +61,8 @@ local function line(s)
   return out
 end
 
+-- At exit (how: "ok" | "error" | "interrupted" | "exit"): --stats, the summary line.
+-- Returns 1 when items failed in a run that otherwise ended well, for the exit status.
 function M.at_exit(how)
   if package.loaded["pacer.limiter.sqlite"] then package.loaded["pacer.limiter.sqlite"].save_all() end
   local s = M.summary(how)
@@ -74,6 +78,9 @@ function M.at_exit(how)
   if (options.verbosity or 0) >= 0 and (s.requests > 0 or how == "interrupted") then
     io.stderr:write(line(s), "\n")
   end
+  local failed = failures.line()
+  if failed then io.stderr:write(failed, "\n") end -- even with -q: it sets the exit status
+  return failed and 1 or 0
 end
 
 return M
