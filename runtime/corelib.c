@@ -227,5 +227,7 @@ int luaopen_pacer_corelib(lua_State *L) {
                                    {"http_date", l_http_date},
                                    {NULL, NULL}};
   luaL_newlib(L, funcs);
+  lua_pushliteral(L, PACER_VERSION); /* CMake's project(VERSION): the one place it is set */
+  lua_setfield(L, -2, "version");
   return 1;
 }

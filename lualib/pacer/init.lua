@@ -7,7 +7,7 @@ local new_limiter = require "pacer.c.limiter"
 local opts = require "pacer.opts"
 
 local pacer = {
-  version = "0.1.0",
+  version = corelib.version,
   spawn = task.spawn,
   sleep = task.sleep,
   now = task.now,
