@@ -10,8 +10,9 @@ cd "$(dirname "$0")"
 PACKAGES="build-essential cmake pkg-config ca-certificates liblua5.4-dev libcurl4-openssl-dev
   lua-cjson libevent-dev libhttp-parser-dev libedit-dev libssl-dev libsqlite3-dev libhiredis-dev lua-busted nginx-light tmux"
 
-# the test suite also renders charts in a real browser
-[ "${1:-build}" = test ] && PACKAGES="$PACKAGES chromium redis-server"
+# the test suite also renders charts in a real browser, checks the manual page (groff,
+# man) and builds the Debian package for CI (dpkg-shlibdeps from dpkg-dev; CPack runs file)
+[ "${1:-build}" = test ] && PACKAGES="$PACKAGES chromium redis-server groff-base man-db dpkg-dev file"
 
 missing=""
 for p in $PACKAGES; do
