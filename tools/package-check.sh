@@ -33,12 +33,24 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# 1. the package
+# 1. cmake --install into a prefix of our own, then the package
 if ! { cmake -S . -B "$BUILD_DIR" -DPACER_WERROR=ON >/dev/null && cmake --build "$BUILD_DIR" -j"$(nproc)" >/dev/null; } >"$tmp/out" 2>&1; then
   fail "build"
   exit 1
 fi
 version=$(sed -n 's/^CMAKE_PROJECT_VERSION:STATIC=//p' "$BUILD_DIR/CMakeCache.txt")
+prefix="$tmp/prefix"
+: >"$tmp/out"
+if cmake --install "$BUILD_DIR" --prefix "$prefix" >"$tmp/out" 2>&1; then
+  : >"$tmp/out"
+  for p in bin/pacer share/man/man1/pacer.1 share/bash-completion/completions/pacer \
+    $(for f in scripts/*.lua; do echo "share/doc/pacer/examples/${f#scripts/}"; done); do
+    [ -f "$prefix/$p" ] || echo "missing: $prefix/$p" >>"$tmp/out"
+  done
+  (cd / && env -u PACER_PATH "$prefix/bin/pacer" -q "$prefix/share/doc/pacer/examples/learn_limit.lua" 20) >"$tmp/run" 2>&1 ||
+    { echo "learn_limit.lua from the prefix failed:"; cat "$tmp/run"; } >>"$tmp/out"
+fi
+if [ -s "$tmp/out" ]; then fail "cmake --install --prefix"; else ok "cmake --install --prefix: $(grep -o '^20 requests in [0-9.]*s, [0-9]* 429s' "$tmp/run") from an installed example"; fi
 arch=$(dpkg --print-architecture)
 deb="$BUILD_DIR/pacer_${version}_${arch}.deb"
 rm -f "$BUILD_DIR"/pacer_*.deb
