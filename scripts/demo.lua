@@ -1,13 +1,34 @@
 -- scripts/demo.lua: the main job, end to end on loopback. Starts pacer's mock API at
 -- 20 requests/s, sends N text messages through a client declared at that rate, and
 -- prints what happened: sent, failed, 429s, retries, makespan against the ideal N/R.
---   pacer scripts/demo.lua [N] [RATE]
+--   pacer scripts/demo.lua [N] [RATE] [URL]
+-- URL: a `pacer mock --rate RATE/s --key demo-key` already running (e.g. in another
+-- terminal) instead of the mock this script starts in-process.
 local pacer = require "pacer"
 
 local N = tonumber(arg[1]) or 200
 local R = tonumber(arg[2]) or 20
+local URL = arg[3]
 
-local mock = pacer.mock{rate = R .. "/s", key = "demo-key"}
+local mock
+if URL then -- what the outside mock received, read over HTTP
+  local function requests()
+    return assert(pacer.request{url = URL .. "/_mock/requests", retry = false}):json()
+  end
+  local before = #requests()
+  mock = {url = URL, close = function() end}
+  function mock:count(filter)
+    local n = 0
+    for i, r in ipairs(requests()) do
+      if i > before and r.path == filter.path and r.status == filter.status then n = n + 1 end
+    end
+    return n
+  end
+  function mock:total() return #requests() - before end
+else
+  mock = pacer.mock{rate = R .. "/s", key = "demo-key"}
+  function mock:total() return #self.requests end
+end
 local api = pacer.client{
   base_url = mock.url .. "/v2",
   headers = {["X-Auth-Token"] = "demo-key"},
@@ -38,6 +59,6 @@ print(string.format("sent %d, failed %d, 429s %d, retries %d", sent, failed, s.t
 print(string.format("makespan %.2fs, ideal N/R %.2fs (%d at %g/s): ratio %.3f", makespan, ideal, N, R,
   makespan / ideal))
 print(string.format("the mock accepted %d messages; %d requests in all",
-  mock:count{path = "/v2/sms/send", status = 200}, #mock.requests))
+  mock:count{path = "/v2/sms/send", status = 200}, mock:total()))
 mock:close()
 if failed > 0 then error(failed .. " messages failed", 0) end

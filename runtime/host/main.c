@@ -1,6 +1,8 @@
 /* main.c: the command line. Parses options and hands over to the host. */
 #include "host/host.h"
 #include <curl/curl.h>
+#include <event2/event.h>
+#include <lua.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -10,23 +12,37 @@ static const char usage[] =
     "usage: pacer [OPTIONS] SCRIPT [ARGS...]   run a Lua script as the main task\n"
     "       pacer [OPTIONS] -e CODE [ARGS...]  run CODE\n"
     "       pacer [-i]                         the REPL (on a terminal; else the script on stdin)\n"
-    "       pacer mock [--port P] [--rate R] [--fail P] [--drop P] [--latency D] [--mode gcra|fixed]\n"
-    "                                          a rate-limited mock API in the foreground\n"
+    "       pacer mock [MOCK OPTIONS]          a rate-limited mock API in the foreground\n"
+    "       pacer report EVENTS.jsonl -o OUT.svg|OUT.html [--title T]\n"
+    "                                          chart of a run made with --events\n"
+    "       pacer job status LEDGER            a job's counts from its ledger\n"
+    "       pacer job export LEDGER -o FILE    a job's outcomes as JSONL or CSV\n"
     "       pacer --version | --help\n"
     "\n"
     "options:\n"
     "  -e CODE              run CODE instead of a script file\n"
     "  -i                   enter the REPL after running the script or CODE\n"
-    "  -v, --verbose        more log output (repeat for debug)\n"
-    "  -q, --quiet          no progress line and no summary\n"
+    "  -v, --verbose        more log output: each retry (-vv: debug)\n"
+    "  -q, --quiet          no progress line and no summary, errors only\n"
     "  --progress=MODE      auto (a live line on a terminal), plain (a line every 5 s), off\n"
     "  --events FILE.jsonl  write one JSON line per HTTP attempt\n"
     "  --stats FILE.json    write the run summary as JSON at exit\n"
     "  -h, --help           this help\n"
-    "  --version            print the version\n"
+    "  --version            print the version and those of libcurl, Lua and libevent\n"
+    "\n"
+    "mock options (pacer mock --help for more):\n"
+    "  --host H --port P    where to listen (default 127.0.0.1:8080)\n"
+    "  --rate R --burst N   the limit, e.g. 5/s, 50/min (default 50/s), and its burst\n"
+    "  --mode gcra|fixed    smooth pacing or fixed windows\n"
+    "  --fail P --fail-status S --drop P --latency D\n"
+    "                       injected 5xx, dropped connections, added latency\n"
+    "  --key K              require X-Auth-Token: K\n"
+    "  --no-headers         no RateLimit-* headers (429 and Retry-After only)\n"
     "\n"
     "exit status: 0 ok, 1 error, 2 bad command line, 130 interrupted (SIGINT)\n"
-    "environment: PACER_PATH=DIR loads lualib modules from DIR instead of the built-in copy\n";
+    "environment: PACER_LOG=error|warn|info|debug sets the log level\n"
+    "             PACER_PATH=DIR loads lualib modules from DIR instead of the built-in copy\n"
+    "see man pacer, and the README\n";
 
 static int bad(const char *msg, const char *what) {
   fprintf(stderr, "pacer: %s '%s'\n%s", msg, what, "try 'pacer --help'\n");
@@ -49,7 +65,8 @@ int main(int argc, char **argv) {
       fputs(usage, stdout);
       return 0;
     } else if (!strcmp(a, "--version")) {
-      printf("pacer %s (%s, libcurl %s)\n", PACER_VERSION, "Lua 5.4", curl_version_info(CURLVERSION_NOW)->version);
+      printf("pacer %s (libcurl %s, %s, libevent %s)\n", PACER_VERSION, curl_version_info(CURLVERSION_NOW)->version,
+             LUA_RELEASE, event_get_version());
       return 0;
     } else if (!strcmp(a, "-e")) {
       if (++i >= argc) return bad("option needs an argument:", "-e");

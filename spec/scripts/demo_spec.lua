@@ -14,6 +14,24 @@ describe("scripts/demo.lua", function()
     assert.is_nil(r.stderr:find("ETA", 1, true))
   end)
 
+  it("runs against a pacer mock started outside it, given its URL", function()
+    local port = H.free_port()
+    local pidfile = os.tmpname()
+    os.execute(string.format("sh -c '%s mock --port %d --rate 20/s --key demo-key >/dev/null 2>&1 & echo $! > %s'",
+      H.PACER, port, pidfile))
+    local url = "http://127.0.0.1:" .. port
+    for _ = 1, 100 do -- bounded: at most ~5 s until it listens
+      if pacer.request{url = url .. "/_mock/requests", retry = false, timeout = 1} then break end
+      pacer.sleep(0.05)
+    end
+    local r = H.run_pacer({"-q", "scripts/demo.lua", "20", "20", url}, {timeout = 60})
+    os.execute("kill $(cat " .. pidfile .. ") 2>/dev/null")
+    os.remove(pidfile)
+    assert.are.equal(0, r.code, r.stderr)
+    assert.matches("sent 20, failed 0, 429s 0, retries 0", r.stdout, 1, true)
+    assert.matches("the mock accepted 20 messages; 20 requests in all", r.stdout, 1, true)
+  end)
+
   it("shows a live progress line on a terminal", function()
     local session = "pacer-demo-" .. math.random(1e6)
     local ok = os.execute(string.format(
