@@ -17,14 +17,14 @@ if URL then -- what the outside mock received, read over HTTP
   end
   local before = #requests()
   mock = {url = URL, close = function() end}
-  function mock:count(filter)
+  function mock.count(_, filter)
     local n = 0
     for i, r in ipairs(requests()) do
       if i > before and r.path == filter.path and r.status == filter.status then n = n + 1 end
     end
     return n
   end
-  function mock:total() return #requests() - before end
+  function mock.total() return #requests() - before end
 else
   mock = pacer.mock{rate = R .. "/s", key = "demo-key"}
   function mock:total() return #self.requests end

@@ -1,4 +1,4 @@
--- spec/cli_help_spec.lua: `pacer --help`, README's "The command line" section, the
+-- spec/cli/help_spec.lua: `pacer --help`, README's "The command line" section, the
 -- manual page (docs/pacer.1) and the bash completion name the same options, subcommands
 -- and environment variables. Every list comes from the real text: README as written, and
 -- the help of a real pacer process; nothing here copies the list.
@@ -95,16 +95,16 @@ describe("pacer --help and README's command line section", function()
     local words = {}
     for w in comp:gmatch("[%w%-_]+") do words[w] = true end
     local usage = names(help())
-    local missing = {}
+    local absent = {}
     for _, o in ipairs(sorted(usage.options)) do
-      if not words[o] then missing[#missing + 1] = o end
+      if not words[o] then absent[#absent + 1] = o end
     end
     for _, c in ipairs(sorted(usage.commands)) do
       for w in c:gmatch("%S+") do
-        if not words[w] then missing[#missing + 1] = w end
+        if not words[w] then absent[#absent + 1] = w end
       end
     end
-    assert(#missing == 0, "missing from tools/completion/pacer.bash: " .. table.concat(missing, ", "))
+    assert(#absent == 0, "absent from tools/completion/pacer.bash: " .. table.concat(absent, ", "))
   end)
 
   it("the bash completion completes subcommands, flags and --progress values in bash", function()
