@@ -1,6 +1,7 @@
 /* main.c: the command line. Parses options and hands over to the host. */
 #include "host/host.h"
 #include <curl/curl.h>
+#include <errno.h>
 #include <event2/event.h>
 #include <lua.h>
 #include <signal.h>
@@ -47,6 +48,19 @@ static const char usage[] =
 static int bad(const char *msg, const char *what) {
   fprintf(stderr, "pacer: %s '%s'\n%s", msg, what, "try 'pacer --help'\n");
   return 2;
+}
+
+/* An output file named on the command line must be writable before anything is sent:
+ * a report that cannot be written after the work is done invites sending it all again.
+ * Opens `path` for appending (creating it if need be) and closes it again. */
+static int check_output(const char *opt, const char *path) {
+  FILE *f = fopen(path, "a");
+  if (!f) {
+    fprintf(stderr, "pacer: %s: cannot write '%s': %s\n", opt, path, strerror(errno));
+    return 2;
+  }
+  fclose(f);
+  return 0;
 }
 
 int main(int argc, char **argv) {
@@ -111,6 +125,8 @@ int main(int argc, char **argv) {
     }
   }
   if (o.interactive && o.module) return bad("-i does not go with", argv[o.script_index]);
+  if (o.events && check_output("--events", o.events)) return 2;
+  if (o.stats && check_output("--stats", o.stats)) return 2;
   o.args = argv + i;
   o.nargs = argc - i;
   signal(SIGPIPE, SIG_IGN); /* a closed peer is an error result, not a death */

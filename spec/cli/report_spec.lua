@@ -33,17 +33,24 @@ mock:close()
 
   teardown(function() os.remove(events) end)
 
-  it("writes one JSON line per attempt, with secrets removed from URLs", function()
-    local n, kinds = 0, {}
+  it("writes a run marker, then one JSON line per attempt, with secrets removed from URLs", function()
+    local n, kinds, markers = 0, {}, 0
     assert.is_nil(H.read_file(events):find("SECRET123", 1, true))
     for line in io.lines(events) do
       local e = pacer.json.decode(line)
+      if e.run then
+        markers = markers + 1
+        assert.is_number(e.run.started)
+        goto continue
+      end
       n = n + 1
       assert.is_number(e.t)
       assert.matches("^http://127%.0%.0%.1:%d+/v2/numbers", e.url)
       if e.url:find("?", 1, true) then assert.matches("%?api_key=%*%*%*$", e.url) end
       kinds[e.status] = true
+      ::continue::
     end
+    assert.are.equal(1, markers)
     assert.is_true(n >= 50)
     assert.is_true(kinds[200] and kinds[429] and true or false, "expected 200s and 429s in the log")
   end)
@@ -86,8 +93,30 @@ mock:close()
     assert.matches("declared 20/s", dom, 1, true)
   end)
 
+  it("skips a torn last line (a run killed mid-write) with a warning", function()
+    local torn = H.script('{"run": {"started": 1}}\n{"t": 1, "status": 200}\n{"t": 1.5, "status": 200}\n{"t": 2, "sta')
+    local out = tmp(".svg")
+    local r = H.run_pacer({"report", torn, "-o", out})
+    os.remove(torn)
+    os.remove(out)
+    assert.are.equal(0, r.code, r.stderr)
+    assert.matches(":4: skipped a torn last line", r.stderr, 1, true)
+    assert.matches("2 attempts", r.stdout, 1, true)
+  end)
+
+  it("charts the last run of a file that several runs appended to", function()
+    local two = H.script('{"run": {"started": 1}}\n{"t": 1, "status": 200}\n{"run": {"started": 9}}\n'
+      .. '{"t": 9, "status": 200}\n{"t": 9.5, "status": 429}\n{"t": 10, "status": 200}\n')
+    local out = tmp(".svg")
+    local r = H.run_pacer({"report", two, "-o", out})
+    os.remove(two)
+    os.remove(out)
+    assert.are.equal(0, r.code, r.stderr)
+    assert.matches("3 attempts", r.stdout, 1, true)
+  end)
+
   it("names the bad line of a file that is not an events log, and exits 1", function()
-    local bad = H.script('{"t": 1}\nnot json\n')
+    local bad = H.script('{"t": 1}\nnot json\n{"t": 2}\n')
     local r = H.run_pacer({"report", bad, "-o", tmp(".svg")})
     os.remove(bad)
     assert.are.equal(1, r.code)

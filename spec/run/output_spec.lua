@@ -85,4 +85,50 @@ mock:close()
     assert.matches("pacer: quota left at http://127.0.0.1:%d+/v2: %d+ of 20", r.stderr)
     assert.matches("pacer: makespan [%d.]+s vs ideal N/R 1.00s at 20/s: ratio [%d.]+", r.stderr)
   end)
+
+  it("an unwritable --events or --stats is a command-line error, before the script runs", function()
+    local marker = os.tmpname()
+    os.remove(marker)
+    local script = H.script(string.format("io.open(%q, 'w'):close()", marker))
+    for _, opt in ipairs{"--events", "--stats"} do
+      local r = H.run_pacer({opt, "/nonexistent-dir/out.json", script})
+      assert.are.equal(2, r.code, r.stderr)
+      assert.matches("pacer: " .. opt .. ": cannot write '/nonexistent-dir/out.json': No such file or directory",
+        r.stderr, 1, true)
+      assert.is_nil(io.open(marker), "the script ran although " .. opt .. " could not be written")
+    end
+    os.remove(script)
+  end)
+
+  it("a failure to write --events mid-run is one warning and never changes a result", function()
+    local script = H.script([[
+local mock = pacer.mock{}
+local n = 0
+for _ = 1, 5 do if assert(pacer.request{url = mock.url .. "/v2/numbers"}).status == 200 then n = n + 1 end end
+print("ok " .. n)
+mock:close()
+]])
+    local r = H.run_pacer({"--events", "/dev/full", script})
+    os.remove(script)
+    assert.are.equal(0, r.code, r.stderr)
+    assert.matches("ok 5", r.stdout, 1, true)
+    local _, warnings = r.stderr:gsub("warning: %-%-events", "")
+    assert.are.equal(1, warnings, r.stderr)
+  end)
+
+  it("--events appends, each run starting with a run marker", function()
+    local events = os.tmpname()
+    os.remove(events)
+    for _ = 1, 2 do
+      assert.are.equal(0, H.run_pacer({"-q", "--events", events, "scripts/demo.lua", "3", "50"}, {timeout = 60}).code)
+    end
+    local markers, attempts = 0, 0
+    for line in io.lines(events) do
+      local e = pacer.json.decode(line)
+      if e.run then markers = markers + 1 elseif e.t then attempts = attempts + 1 end
+    end
+    os.remove(events)
+    assert.are.equal(2, markers)
+    assert.is_true(attempts >= 6, "attempts " .. attempts)
+  end)
 end)

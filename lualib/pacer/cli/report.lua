@@ -24,23 +24,32 @@ local function esc(s)
   return (tostring(s):gsub("[&<>\"]", {["&"] = "&amp;", ["<"] = "&lt;", [">"] = "&gt;", ['"'] = "&quot;"}))
 end
 
--- Reads the events; returns the list or nil, err naming the file and line.
+-- Reads the events of the last run in the file (--events appends, each run starting
+-- with a {"run": ...} line); returns the list or nil, err naming the file and line. A
+-- torn last line (the run was killed mid-write) is skipped with a warning.
 local function read_events(path)
   local f, err = io.open(path, "r")
   if not f then return nil, "cannot open " .. err end
-  local events, n = {}, 0
+  local events, n, bad = {}, 0, nil
   for line in f:lines() do
     n = n + 1
+    if bad then -- a bad line followed by more: not a torn end
+      f:close()
+      return nil, string.format("%s:%d: not an event line (JSON with a numeric 't')", path, bad)
+    end
     if line:find("%S") then
       local ok, e = pcall(cjson.decode, line)
-      if not ok or type(e) ~= "table" or type(e.t) ~= "number" then
-        f:close()
-        return nil, string.format("%s:%d: not an event line (JSON with a numeric 't')", path, n)
+      if ok and type(e) == "table" and type(e.run) == "table" then
+        events = {} -- a new run starts: chart the last one
+      elseif not ok or type(e) ~= "table" or type(e.t) ~= "number" then
+        bad = n
+      else
+        events[#events + 1] = e
       end
-      events[#events + 1] = e
     end
   end
   f:close()
+  if bad then io.stderr:write(string.format("pacer report: warning: %s:%d: skipped a torn last line\n", path, bad)) end
   if #events == 0 then return nil, path .. ": no events (was the run made with --events?)" end
   table.sort(events, function(a, b) return a.t < b.t end)
   return events

@@ -300,6 +300,15 @@ function Client:quota()
   return c
 end
 
+-- The public methods check how they were called: api.get("/x") says to use api:get.
+for _, name in ipairs{"request", "get", "post", "put", "patch", "delete", "head", "stats", "quota"} do
+  local method = Client[name]
+  Client[name] = function(self, ...)
+    if getmetatable(self) ~= Client then opts.raise("api.%s: call it as api:%s(...)", name, name) end
+    return method(self, ...)
+  end
+end
+
 function Client:__tostring()
   return string.format("<pacer.client %s>", self.name)
 end

@@ -2,6 +2,8 @@
 local cjson = require "cjson"
 local task = require "pacer.c.task"
 local options = require "pacer.c.cmdline"
+local log = require "pacer.base.log"
+local proc = require "pacer.c.proc"
 local url = require "pacer.base.url"
 
 local M = {}
@@ -18,17 +20,29 @@ M.run.started = task.now()
 M.run.rates = {} -- declared rates, per second
 M.run.clients = setmetatable({}, {__mode = "k"}) -- for the quota left at exit
 
-local events -- file handle for --events, opened on first use
+local events -- file handle for --events, opened on first use (main.c checked it can be)
+local events_broken = false
 
+-- Appends one line to --events. The log is a record of the run, not part of it: a
+-- failure to write warns once and the run goes on (a request's result never changes).
 local function log_event(e)
-  if not options.events then return end
+  if events_broken then return end
   if not events then
-    local f, err = io.open(options.events, "w")
-    if not f then error("--events: cannot open " .. err, 0) end
+    local f, err = io.open(options.events, "a")
+    if not f then
+      events_broken = true
+      return log.warn("--events: cannot open %s; no more events are written", err)
+    end
     events = f
-    events:setvbuf("line")
+    -- a run marker: the file is appended to, so several runs can share one log
+    events:write(cjson.encode{run = {started = task.wall(), pid = proc.pid()}}, "\n")
   end
-  events:write(cjson.encode(e), "\n")
+  local ok, err = events:write(cjson.encode(e), "\n")
+  if ok then ok, err = events:flush() end -- a line at a time, and its failure seen now
+  if not ok then
+    events_broken = true
+    log.warn("--events: cannot write to %s: %s; no more events are written", options.events, tostring(err))
+  end
 end
 
 -- One attempt finished: a status or a transport error kind.

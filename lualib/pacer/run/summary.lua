@@ -68,12 +68,9 @@ function M.at_exit(how)
   local s = M.summary(how)
   if options.stats then
     local f, err = io.open(options.stats, "w")
-    if not f then
-      io.stderr:write("pacer: --stats: cannot open ", err, "\n")
-    else
-      f:write(cjson.encode(s), "\n")
-      f:close()
-    end
+    local ok = f and f:write(cjson.encode(s), "\n")
+    if f then ok = f:close() and ok end
+    if not ok then io.stderr:write("pacer: warning: --stats: cannot write ", tostring(err or options.stats), "\n") end
   end
   if (options.verbosity or 0) >= 0 and (s.requests > 0 or how == "interrupted") then
     io.stderr:write(line(s), "\n")
