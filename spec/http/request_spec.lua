@@ -497,3 +497,45 @@ describe("pacer.client attempt loop", function()
     assert.is_true((lim:try_acquire()), "the bad URL spent the only slot")
   end)
 end)
+
+describe("pacer.client idempotency", function()
+  it("idempotency = function(req) makes keys that survive a restart: a rerun is replayed, not resent", function()
+    local m = pacer.mock{}
+    local script = H.script(string.format([[
+local api = pacer.client{base_url = %q, retry = false,
+  idempotency = function(req) return "sms-" .. req.json.to end}
+for i = 1, 3 do assert(api:post("/sms/send", {json = {to = "+1555000" .. i, message = "hi"}})) end
+]], m.url .. "/v2"))
+    for _ = 1, 2 do
+      local _, code = H.sh(string.format("%s -q %s", H.q(H.PACER), H.q(script)), 30)
+      assert.are.equal(0, code)
+    end
+    os.remove(script)
+    local keys, replayed = {}, 0
+    for _, r in ipairs(m.requests) do
+      keys[#keys + 1] = r.idempotency_key
+      if r.replayed then replayed = replayed + 1 end
+    end
+    m:close()
+    assert.are.same({"sms-+15550001", "sms-+15550002", "sms-+15550003",
+      "sms-+15550001", "sms-+15550002", "sms-+15550003"}, keys)
+    assert.are.equal(3, replayed) -- the second run's sends were answered from the first run's
+  end)
+
+  it("idempotency = true makes a new random key per logical request (not stable across runs)", function()
+    local m = pacer.mock{}
+    local api = pacer.client{base_url = m.url .. "/v2", idempotency = true, retry = false}
+    api:post("/sms/send", {json = {to = "+15550001", message = "a"}})
+    api:post("/sms/send", {json = {to = "+15550001", message = "a"}})
+    local a, b = m.requests[1].idempotency_key, m.requests[2].idempotency_key
+    m:close()
+    assert.matches("^%x+$", a)
+    assert.are_not.equal(a, b)
+  end)
+
+  it("refuses an idempotency function that returns no key, at the caller's line", function()
+    local api = pacer.client{base_url = "http://127.0.0.1:9", idempotency = function() end}
+    assert.are.equal("api:post: the idempotency function must return a non-empty string, got nil",
+      H.message(function() return api:post("/x") end))
+  end)
+end)

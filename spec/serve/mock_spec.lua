@@ -2,7 +2,8 @@
 -- quota headers, endpoints, auth, injected failures, idempotent replay, its record).
 local json = pacer.json
 
-local message = dofile("spec/support/helpers.lua").message
+local H = dofile("spec/support/helpers.lua")
+local message = H.message
 
 local function range(n)
   local t = {}
@@ -394,5 +395,33 @@ describe("pacer.mock end to end", function()
     assert.are.equal(100, usage.sms_sent)
     -- paced at 50/s with a burst of 1: about 2 s, not a burst
     assert.is_true(took >= 1.9 and took < 6, "took " .. took)
+  end)
+end)
+
+describe("pacer mock on the command line", function()
+  it("a port in use is one clear line and exit 1, not the usage text", function()
+    local srv = pacer.serve{port = 0, routes = {}}
+    local out, code = H.sh(string.format("%s mock --port %d 2>&1", H.q(H.PACER), srv.port), 20)
+    srv:close()
+    assert.are.equal(1, code)
+    assert.are.equal(string.format("pacer mock: port %d is in use (Address already in use)\n", srv.port), out)
+  end)
+
+  it("pacer.serve on a port in use says so", function()
+    local srv = pacer.serve{port = 0, routes = {}}
+    local msg = H.message(function() pacer.serve{port = srv.port, routes = {}} end)
+    srv:close()
+    assert.are.equal(string.format("pacer.serve: port %d is in use (Address already in use)", srv.port), msg)
+  end)
+
+  it("GET /_mock/requests is a JSON list, [] when nothing was received", function()
+    local m = pacer.mock{}
+    local res = assert(pacer.request{url = m.url .. "/_mock/requests", retry = false})
+    assert.are.equal("[]", res.body)
+    assert(pacer.request{url = m.url .. "/v2/numbers", retry = false})
+    local rec = assert(pacer.request{url = m.url .. "/_mock/requests", retry = false}):json()
+    m:close()
+    assert.are.equal(1, #rec)
+    assert.are.equal("/v2/numbers", rec[1].path)
   end)
 end)

@@ -75,7 +75,16 @@ return function(...)
     ::next::
   end
   local ok, mock = pcall(pacer.mock, o)
-  if not ok then return usage_error((tostring(mock):gsub("^[^\n]-:%d+: ", ""))) end
+  if not ok then
+    local msg = tostring(mock):gsub("^[^\n]-:%d+: ", "")
+    -- the world's refusal (the port is taken) is one line, not a usage error
+    local port = msg:match("^pacer%.serve: port (%d+) is in use")
+    if port then
+      io.stderr:write("pacer mock: port ", port, msg:match(" is in use %b()"), "\n")
+      return 1
+    end
+    return usage_error(msg)
+  end
   io.stdout:write(string.format("pacer mock: listening on %s (rate %s, %s%s%s)\n", mock.url,
     o.rate or "50/s", mock.mode, o.fail and (", fail " .. o.fail) or "", o.drop and (", drop " .. o.drop) or ""))
   io.stdout:flush()

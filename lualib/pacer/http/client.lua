@@ -24,7 +24,7 @@ local M = {}
 local SPEC = {
   base_url = "string", headers = "table", rate = "rate", rules = "table", burst = "integer",
   concurrency = "integer", limiter = {"userdata", "table"}, retry = {"table", "boolean"},
-  idempotency = "boolean", timeout = "duration", connect_timeout = "duration",
+  idempotency = {"boolean", "function"}, timeout = "duration", connect_timeout = "duration",
   follow = {"boolean", "integer"}, verify = "boolean", max_body = "integer", name = "string",
   cache = {"table", "boolean"}, adaptive = "boolean", target = "number", keys = "table",
   key_header = "string", key_prefix = "string", groups = "table", alerts = "table",

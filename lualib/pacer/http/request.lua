@@ -81,7 +81,17 @@ function M.prepare(where, o, base)
   end
   if o.idempotency_key then add("Idempotency-Key", o.idempotency_key) end
   if base.idempotency and not SAFE[r.method] and not hdr["idempotency-key"] then
-    add("Idempotency-Key", crypto.random_hex(16)) -- one per logical request, kept across retries
+    -- one per logical request, kept across retries; a function makes keys that also
+    -- survive a restart (derived from what is sent, e.g. the recipient)
+    local key = crypto.random_hex(16)
+    if type(base.idempotency) == "function" then
+      key = base.idempotency{method = r.method, url = r.url, path = o.url, query = o.query, json = o.json,
+        form = o.form, body = o.body}
+      if type(key) ~= "string" and type(key) ~= "number" or key == "" then
+        opts.raise("%s: the idempotency function must return a non-empty string, got %s", where, type(key))
+      end
+    end
+    add("Idempotency-Key", key)
   end
   if not hdr["accept"] then add("Accept", "application/json, */*;q=0.5") end
   r.headers, r.hdr = {}, hdr

@@ -96,7 +96,11 @@ function M.serve(o)
     end
   end
   local ok, srv = pcall(listen, args)
-  if not ok then opts.raise("%s", srv) end
+  if not ok then
+    local why = tostring(srv):match("Address already in use")
+    if why then opts.raise("pacer.serve: port %s is in use (%s)", tostring(o.port), why) end
+    opts.raise("%s", srv)
+  end
   local host = o.host or "127.0.0.1"
   local port = srv:port()
   local h = host:find(":", 1, true) and ("[" .. host .. "]") or host
