@@ -60,7 +60,8 @@ static void on_stdin(evutil_socket_t fd, short what, void *arg) {
   rl_callback_read_char();
 }
 
-/* Ctrl-C: clear the line at the prompt, or give up waiting for the statement. */
+/* Ctrl-C: give up waiting for the statement, or at the prompt clear the line and drop
+ * a pending multi-line chunk, as lua.c does: readline() returns false. */
 static void on_sigint(pacer_loop *loop) {
   repl_state *r = state_of(loop->L);
   if (r->runner) {
@@ -75,6 +76,13 @@ static void on_sigint(pacer_loop *loop) {
     rl_on_new_line();
     r->inject = 0x15;
     rl_callback_read_char();
+    task *t = r->reader;
+    r->reader = NULL;
+    rl_callback_handler_remove();
+    r->installed = 0;
+    event_del(r->stdin_ev);
+    lua_pushboolean(task_thread(t), 0);
+    task_wake(t, 1);
   }
 }
 
@@ -90,7 +98,8 @@ static int repl_getc(FILE *f) {
   return read(fileno(f), &c, 1) == 1 ? c : EOF;
 }
 
-/* readline(prompt) -> line | nil at end of input. Suspends the task, not the loop. */
+/* readline(prompt) -> line | nil at end of input | false on Ctrl-C. Suspends the task,
+ * not the loop. */
 static int l_readline(lua_State *L) {
   const char *prompt = luaL_optstring(L, 1, "> ");
   repl_state *r = state_of(L);

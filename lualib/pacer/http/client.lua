@@ -309,8 +309,14 @@ for _, name in ipairs{"request", "get", "post", "put", "patch", "delete", "head"
   end
 end
 
+Client.__name = "pacer.client"
+
+-- One line, as the REPL shows it: pacer.client http://127.0.0.1:8080/v2 (10/s, 3 requests)
 function Client:__tostring()
-  return string.format("<pacer.client %s>", self.name)
+  local rate = self:rate()
+  local pace = self.keys and (#self.keys.keys .. " keys") or rate and string.format("%g/s", rate) or "unpaced"
+  local n = self.counters.requests
+  return string.format("pacer.client %s (%s, %d request%s)", self.name, pace, n, n == 1 and "" or "s")
 end
 
 M.Client = Client

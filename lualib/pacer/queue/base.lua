@@ -80,10 +80,11 @@ function Base:work(n, fn, o)
   return {done = done, failed = failed}
 end
 
--- A backend's class: the shared methods, then its own.
-function Base.class()
+-- A backend's class (`kind`: "sqlite" | "redis"): the shared methods, then its own.
+function Base.class(kind)
   local c = setmetatable({}, {__index = Base})
-  c.__index, c.__len = c, Base.__len
+  c.__index, c.__len, c.__name = c, Base.__len, "pacer.queue"
+  c.__tostring = function(q) return string.format("pacer.queue %s '%s' (%d waiting)", kind, q.name, q:len()) end
   return c
 end
 

@@ -10,7 +10,7 @@ local base = require "pacer.queue.base"
 
 local M = {}
 
-local Queue = base.class()
+local Queue = base.class("redis")
 
 -- KEYS: ready (zset id->order), items, meta (hashes), leased (zset id->expiry ms), dead (list), seq
 local PUSH = [[

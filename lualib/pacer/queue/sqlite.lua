@@ -13,7 +13,7 @@ local base = require "pacer.queue.base"
 
 local M = {}
 
-local Queue = base.class()
+local Queue = base.class("sqlite")
 
 local SCHEMA = {
   [[CREATE TABLE IF NOT EXISTS pacer_queue (

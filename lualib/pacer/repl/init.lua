@@ -8,6 +8,10 @@ local task = require "pacer.c.task"
 
 local M = {}
 
+-- methods of pacer objects that are the attempt loop's hooks, not for users
+local HIDDEN = {pace = true, before_attempt = true, after_attempt = true, gave_up = true, event = true,
+  achieved = true, rate = true, new = true}
+
 local KEYWORDS = {"and", "break", "do", "else", "elseif", "end", "false", "for", "function", "goto",
   "if", "in", "local", "nil", "not", "or", "repeat", "return", "then", "true", "until", "while"}
 
@@ -30,7 +34,9 @@ function M.complete(text)
   end
   local seen, out = {}, {}
   local function add(k, v)
-    if type(k) == "string" and k:match("^[%a_][%w_]*$") and k:sub(1, #partial) == partial and not seen[k] then
+    -- public names only: not _private, not metamethods
+    if type(k) == "string" and k:match("^%a[%w_]*$") and k:sub(1, #partial) == partial and not seen[k]
+       and (sep ~= ":" or not HIDDEN[k]) then
       if sep == ":" and type(v) ~= "function" then return end
       seen[k] = true
       out[#out + 1] = prefix .. k
@@ -54,10 +60,11 @@ local function history_path()
 end
 
 -- Compiles a line, reading more while the chunk is incomplete. Returns fn or nil, err;
--- nil, nil at end of input.
+-- nil, nil at end of input; false after Ctrl-C (the pending chunk is dropped).
 local function read_chunk()
   local line = crepl.readline("> ")
   if line == nil then return nil, nil end
+  if line == false then return false end
   local buffer = line
   local function compile()
     local f, e1 = load("return " .. buffer, "=stdin", "t") -- an expression prints its value
@@ -71,6 +78,7 @@ local function read_chunk()
   while not fn and incomplete do
     local more = crepl.readline(">> ")
     if more == nil then break end
+    if more == false then return false end -- Ctrl-C at ">>": start over
     buffer = buffer .. "\n" .. more
     fn, err, incomplete = compile()
   end
@@ -104,19 +112,22 @@ function M.main(chunk, ...)
   while true do
     local fn, err, src = read_chunk()
     if fn == nil and err == nil then break end
-    if not fn then
+    if fn == false then -- Ctrl-C at the prompt: a fresh one
+      goto continue
+    elseif not fn then
       io.stdout:write(err, "\n")
     elseif src:find("%S") then
       local r = run(fn)
       if r == "interrupted" then
         io.stdout:write("interrupted (the statement goes on in the background)\n")
       elseif r[1] then
-        if r.n > 1 then io.stdout:write(pretty.show(table.unpack(r, 2, r.n)), "\n") end
+        if r.n > 1 then io.stdout:write(pretty.show(table.unpack(r, 2, r.n)), "\n") end -- as lua does
       else
         io.stdout:write(tostring(r[2]), "\n")
       end
     end
     io.stdout:flush()
+    ::continue::
   end
   io.stdout:write("\n")
   if hist then crepl.write_history(hist) end

@@ -90,10 +90,12 @@ end
 function M.show(...)
   local parts = {}
   local n = select("#", ...)
-  while n > 1 and select(n, ...) == nil do n = n - 1 end -- `res, nil`: the nil says nothing
+
   for i = 1, n do
     local v = select(i, ...)
-    if getmetatable(v) == response.Response then parts[i] = M.response(v)
+    local mt = getmetatable(v)
+    if mt == response.Response then parts[i] = M.response(v)
+    elseif type(v) == "table" and type(mt) == "table" and mt.__name then parts[i] = tostring(v) -- an object: one line
     elseif type(v) == "table" then parts[i] = M.table(v)
     elseif type(v) == "string" then parts[i] = v
     else parts[i] = scalar(v) end

@@ -7,6 +7,9 @@ local log = require "pacer.base.log"
 local opts = require "pacer.base.options"
 local url = require "pacer.base.url"
 
+local Server = {__name = "pacer.serve"}
+function Server.__tostring(s) return "pacer.serve " .. s.url end
+
 local M = {}
 
 local SPEC = {
@@ -104,13 +107,14 @@ function M.serve(o)
   local host = o.host or "127.0.0.1"
   local port = srv:port()
   local h = host:find(":", 1, true) and ("[" .. host .. "]") or host
-  return {
+  return setmetatable({
     host = host, port = port, url = string.format("http://%s:%d", h, port),
     close = function() srv:close() end,
     _srv = srv,
-  }
+  }, Server)
 end
 
+M.Server = Server
 M.answer = answer
 M.JSON = JSON
 return M

@@ -8,6 +8,12 @@ local opts = require "pacer.base.options"
 local serve = require "pacer.serve.listener"
 local task = require "pacer.c.task"
 
+-- One line, as the REPL shows it: pacer.mock http://127.0.0.1:8080 (50/s, 3 requests)
+local Mock = {__name = "pacer.mock"}
+function Mock.__tostring(m)
+  return string.format("pacer.mock %s (%g/s, %d request%s)", m.url, m.rate, #m.requests, #m.requests == 1 and "" or "s")
+end
+
 local M = {}
 
 local SPEC = {
@@ -201,7 +207,7 @@ function M.start(o)
   end
 
   function self.close() srv.close() end
-  return self
+  return setmetatable(self, Mock)
 end
 
 return M
