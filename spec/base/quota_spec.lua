@@ -75,3 +75,26 @@ describe("pacer.parse_rate and pacer.parse_duration", function()
       "invalid duration '-1s': a duration must not be negative")
   end)
 end)
+
+describe("rate and duration spellings", function()
+  it("accept sec/second(s), min/minute(s), h/hr/hour(s), day(s) alike", function()
+    for _, r in ipairs{"30/s", "30/sec", "30/secs", "30/second", "30/seconds"} do
+      assert.are.equal(30, (pacer.parse_rate(r)), r)
+    end
+    for _, r in ipairs{"60/m", "60/min", "60/mins", "60/minute", "60/minutes"} do
+      assert.are.equal(1, (pacer.parse_rate(r)), r)
+    end
+    for _, r in ipairs{"3600/h", "3600/hr", "3600/hrs", "3600/hour", "3600/hours"} do
+      assert.are.equal(1, (pacer.parse_rate(r)), r)
+    end
+    for _, r in ipairs{"86400/d", "86400/day", "86400/days"} do
+      assert.are.equal(1, (pacer.parse_rate(r)), r)
+    end
+    for _, d in ipairs{"2 seconds", "2sec", "2 secs", "2second"} do
+      assert.are.equal(2, pacer.parse_duration(d), d)
+    end
+    assert.are.equal(120, pacer.parse_duration("2 minutes"))
+    assert.are.equal(7200, pacer.parse_duration("2 hours"))
+    assert.are.equal(7200, pacer.parse_duration("2hr"))
+  end)
+end)

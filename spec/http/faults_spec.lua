@@ -513,7 +513,7 @@ if failed > 0 then error(string.format("%d of %d pages failed", failed, #results
     local line = r.stderr:match("pacer: %d+ requests in [^\n]*")
     assert.truthy(line, r.stderr)
     assert.truthy(line:match("^pacer: 30 requests in %d+%.%d%ds: 0 ok, 10 failed, 20 retries, 0 throttled %(429%); "
-      .. "tasks waited %d+%.%d%ds for the limiter$"), line)
+      .. "average wait for the limiter %d+%.%d%d%ds per request$"), line)
     local n500, n503 = r.stderr:match("\npacer: by status: 500×(%d+) 503×(%d+)\n")
     assert.truthy(n500, r.stderr)
     assert.are.equal(30, tonumber(n500) + tonumber(n503))

@@ -270,6 +270,10 @@ describe("bad alert definitions", function()
       message(function() pacer.alert.quota{action = true} end))
     assert.are.equal("pacer.alert.exhaustion: the email action is not available in this version of pacer",
       message(function() pacer.alert.exhaustion{action = {email = "ops@example.com"}} end))
+    assert.are.equal("pacer.alert.quota: 'below' is a fraction of the quota (0..1, e.g. 0.10 for 10%), got 10",
+      message(function() pacer.alert.quota{below = 10} end))
+    assert.are.equal("pacer.alert.quota: 'rearm_above' is a fraction of the quota (0..1, e.g. 0.10 for 10%), got 25",
+      message(function() pacer.alert.quota{rearm_above = 25} end))
     assert.are.equal("pacer.alert.quota: rearm_above (0.2) must be >= below (0.5)",
       message(function() pacer.alert.quota{below = 0.5, rearm_above = 0.2} end))
     assert.are.equal("pacer.alert.quota: unknown option 'above' (known: action, below, rearm_above)",

@@ -131,4 +131,20 @@ mock:close()
     assert.are.equal(2, markers)
     assert.is_true(attempts >= 6, "attempts " .. attempts)
   end)
+
+  it("says when a high ratio came from latency or concurrency, not the rate", function()
+    local script = H.script([[
+local m = pacer.mock{latency = "50ms"}
+local api = pacer.client{base_url = m.url, rate = "100/s", concurrency = 2}
+local list = {} for i = 1, 20 do list[i] = i end
+pacer.each(list, function() assert(api:get("/v2/numbers")) end)
+m:close()
+]])
+    local r = H.run_pacer({script}, {timeout = 60})
+    os.remove(script)
+    assert.are.equal(0, r.code, r.stderr)
+    assert.matches("ratio %d+%.%d+ %(requests seldom waited for the limiter: server latency or the concurrency cap "
+      .. "set the pace, not the rate%)", r.stderr)
+    assert.matches("average wait for the limiter %d+%.%d+s per request", r.stderr)
+  end)
 end)

@@ -62,6 +62,11 @@ end
 
 function M.quota(o)
   opts.check("pacer.alert.quota", o, {below = "number", rearm_above = "number", action = "any"})
+  for _, k in ipairs{"below", "rearm_above"} do
+    if o[k] and not (o[k] >= 0 and o[k] <= 1) then
+      opts.raise("pacer.alert.quota: '%s' is a fraction of the quota (0..1, e.g. 0.10 for 10%%), got %g", k, o[k])
+    end
+  end
   local below = o.below or 0.10
   local rearm = o.rearm_above or math.min(1, below * 2.5)
   if rearm < below then opts.raise("pacer.alert.quota: rearm_above (%g) must be >= below (%g)", rearm, below) end

@@ -34,13 +34,28 @@ function M.summary(how)
   return s
 end
 
+-- Why a ratio is well above 1, when the rate is not what held the run back: requests
+-- that seldom waited for the limiter were paced by something else.
+local function ratio_reason(s)
+  if s.ratio < 1.1 or s.requests == 0 then return nil end
+  local per_request = s.waited / s.requests
+  if s.retries > 0 and s.retries >= 0.1 * s.requests then
+    return string.format("%d retries and their backoff made it longer", s.retries)
+  end
+  if per_request < 0.25 / s.rate then
+    return "requests seldom waited for the limiter: server latency or the concurrency cap set the pace, not the rate"
+  end
+  return nil
+end
+
 local function line(s)
   local codes = {}
   for code, n in pairs(s.by_status) do codes[#codes + 1] = code .. "×" .. n end
   table.sort(codes)
   for kind, n in pairs(s.errors) do codes[#codes + 1] = kind .. "×" .. n end
   local out = string.format("pacer: %d requests in %.2fs: %d ok, %d failed, %d retries, %d throttled (429); "
-    .. "tasks waited %.2fs for the limiter", s.requests, s.makespan, s.ok, s.failed, s.retries, s.throttled, s.waited)
+    .. "average wait for the limiter %.3fs per request", s.requests, s.makespan, s.ok, s.failed, s.retries,
+    s.throttled, s.requests > 0 and s.waited / s.requests or 0)
   if s.cancelled and s.cancelled > 0 then
     out = out .. string.format("\npacer: %d request%s in flight cancelled", s.cancelled, s.cancelled == 1 and "" or "s")
   end
@@ -57,6 +72,8 @@ local function line(s)
   if s.ratio then
     out = out .. string.format("\npacer: makespan %.2fs vs ideal N/R %.2fs at %g/s: ratio %.3f", s.makespan,
       s.ideal, s.rate, s.ratio)
+    local why = ratio_reason(s)
+    if why then out = out .. " (" .. why .. ")" end
   end
   return out
 end
