@@ -5,6 +5,7 @@
 #include "sched/loop.h"
 #include "sched/task.h"
 #include <curl/curl.h>
+#include <errno.h>
 #include <event2/event.h>
 #include <lauxlib.h>
 #include <stdlib.h>
@@ -22,6 +23,9 @@ typedef struct http_multi {
   int npool;
 } http_multi;
 
+#define MAX_HEADERS (256 * 1024) /* a response's header block, all lines */
+enum { TOO_LARGE_BODY = 1, TOO_LARGE_HEADERS = 2 };
+
 typedef struct transfer {
   CURL *easy;
   task *task;
@@ -29,7 +33,8 @@ typedef struct transfer {
   struct curl_slist *headers;
   char *body, *head; /* response body; header lines of the last response */
   size_t body_len, body_cap, head_len, head_cap, max_body;
-  int too_large;
+  int too_large; /* TOO_LARGE_BODY or TOO_LARGE_HEADERS: we stopped the transfer */
+  int oom;       /* our own buffer could not grow */
   struct transfer *prev, *next;
   char errbuf[CURL_ERROR_SIZE];
 } transfer;
@@ -163,10 +168,10 @@ static size_t cb_body(char *data, size_t size, size_t n, void *arg) {
   transfer *tr = arg;
   size_t len = size * n;
   if (tr->body_len + len > tr->max_body) {
-    tr->too_large = 1;
+    tr->too_large = TOO_LARGE_BODY;
     return 0; /* makes curl stop with CURLE_WRITE_ERROR */
   }
-  if (grow(&tr->body, &tr->body_cap, tr->body_len + len) < 0) return 0;
+  if (grow(&tr->body, &tr->body_cap, tr->body_len + len) < 0) return tr->oom = 1, 0;
   memcpy(tr->body + tr->body_len, data, len);
   tr->body_len += len;
   return len;
@@ -177,15 +182,22 @@ static size_t cb_header(char *data, size_t size, size_t n, void *arg) {
   size_t len = size * n;
   /* a new status line (after a 1xx or a redirect) starts a new header block */
   if (len > 5 && strncmp(data, "HTTP/", 5) == 0) tr->head_len = 0;
-  if (tr->head_len + len > 1024 * 1024) return 0; /* headers over 1 MiB: give up */
-  if (grow(&tr->head, &tr->head_cap, tr->head_len + len) < 0) return 0;
+  /* below libcurl's own 300 KB, so a hostile header block is ours to name: too_large */
+  if (tr->head_len + len > MAX_HEADERS) return tr->too_large = TOO_LARGE_HEADERS, 0;
+  if (grow(&tr->head, &tr->head_cap, tr->head_len + len) < 0) return tr->oom = 1, 0;
   memcpy(tr->head + tr->head_len, data, len);
   tr->head_len += len;
   return len;
 }
 
-static const char *error_kind(CURLcode c, int too_large) {
-  if (too_large) return "too_large";
+/* The kind of a failed transfer. The request's own URL was checked when it was prepared
+ * (check_url), so a URL or protocol refusal here is the server's doing: a redirect to
+ * file://, an HTTP/0.9 or non-HTTP answer. libcurl reports a header line over its 100 KB
+ * limit as out of memory; our own allocation failures set `oom`. */
+static const char *error_kind(const transfer *tr, CURLcode c, long oserr) {
+  if (tr->too_large) return "too_large";
+  if (tr->oom) return "memory";
+  if (oserr == EMFILE || oserr == ENFILE) return "other"; /* ours to fix, not the network's: no retry */
   switch (c) {
   case CURLE_OPERATION_TIMEDOUT: return "timeout";
   case CURLE_COULDNT_CONNECT: return "connect";
@@ -204,20 +216,23 @@ static const char *error_kind(CURLcode c, int too_large) {
   case CURLE_SEND_ERROR:
   case CURLE_PARTIAL_FILE: return "closed";
   case CURLE_URL_MALFORMAT:
-  case CURLE_UNSUPPORTED_PROTOCOL: return "url";
+  case CURLE_UNSUPPORTED_PROTOCOL:
   case CURLE_WEIRD_SERVER_REPLY:
   case CURLE_HTTP2:
   case CURLE_HTTP2_STREAM:
   case CURLE_BAD_CONTENT_ENCODING:
   case CURLE_TOO_MANY_REDIRECTS: return "protocol";
-  case CURLE_OUT_OF_MEMORY: return "memory";
+  case CURLE_OUT_OF_MEMORY: return "too_large";
   default: return "other";
   }
 }
 
-/* Pushes the header block as a table with lower-cased names; repeats joined by ", ". */
+/* Pushes the header block as a table with lower-cased names; repeats joined by ", ".
+ * Repeats are gathered in lists and joined once at the end, so a hostile answer with
+ * 50,000 copies of one header costs linear time, not quadratic. */
 static void push_headers(lua_State *L, transfer *tr) {
-  lua_newtable(L);
+  lua_newtable(L); /* [t] */
+  lua_newtable(L); /* [t, repeats: name -> {v1, v2, ...}] */
   const char *p = tr->head, *end = tr->head + tr->head_len;
   while (p < end) {
     const char *eol = memchr(p, '\n', (size_t)(end - p));
@@ -230,24 +245,52 @@ static void push_headers(lua_State *L, transfer *tr) {
       size_t n = (size_t)(colon - p);
       if (n > sizeof name) n = sizeof name; /* longer names are cut, not trusted */
       for (size_t i = 0; i < n; i++) name[i] = (char)((p[i] >= 'A' && p[i] <= 'Z') ? p[i] + 32 : p[i]);
-      lua_pushlstring(L, name, n); /* [t, name] */
       const char *v = colon + 1;
       while (v < line_end && (*v == ' ' || *v == '\t')) v++;
       const char *ve = line_end;
       while (ve > v && (ve[-1] == ' ' || ve[-1] == '\t')) ve--;
-      lua_pushvalue(L, -1);
-      if (lua_rawget(L, -3) == LUA_TSTRING) { /* [t, name, old] */
-        lua_pushliteral(L, ", ");
-        lua_pushlstring(L, v, (size_t)(ve - v));
-        lua_concat(L, 3);
-      } else {
+      lua_pushlstring(L, name, n);            /* [t, rep, name] */
+      if (lua_rawget(L, -3) != LUA_TSTRING) { /* first: t[name] = v */
         lua_pop(L, 1);
+        lua_pushlstring(L, name, n);
         lua_pushlstring(L, v, (size_t)(ve - v));
+        lua_rawset(L, -4);
+      } else { /* a repeat: append to rep[name], which starts with the first value */
+        lua_pushlstring(L, name, n);
+        if (lua_rawget(L, -3) != LUA_TTABLE) { /* [t, rep, first, nil] */
+          lua_pop(L, 1);
+          lua_createtable(L, 4, 0);
+          lua_pushvalue(L, -2);
+          lua_rawseti(L, -2, 1);
+          lua_pushlstring(L, name, n);
+          lua_pushvalue(L, -2);
+          lua_rawset(L, -5); /* rep[name] = {first} */
+        }
+        lua_pushlstring(L, v, (size_t)(ve - v)); /* [t, rep, first, list, v] */
+        lua_rawseti(L, -2, (lua_Integer)lua_rawlen(L, -2) + 1);
+        lua_pop(L, 2);
       }
-      lua_rawset(L, -3);
     }
     p = next;
   }
+  int rep = lua_gettop(L), t = rep - 1;
+  lua_pushnil(L);            /* join each list once: t[name] = "v1, v2, ..." */
+  while (lua_next(L, rep)) { /* [t, rep, name, list] */
+    int list = lua_gettop(L);
+    lua_pushvalue(L, list - 1);
+    luaL_Buffer b;
+    luaL_buffinit(L, &b);
+    lua_Integer k = (lua_Integer)lua_rawlen(L, list);
+    for (lua_Integer i = 1; i <= k; i++) {
+      if (i > 1) luaL_addstring(&b, ", ");
+      lua_rawgeti(L, list, i);
+      luaL_addvalue(&b);
+    }
+    luaL_pushresult(&b); /* [t, rep, name, list, name, joined] */
+    lua_rawset(L, t);
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1); /* [t] */
 }
 
 static void set_num(lua_State *L, const char *k, double v) {
@@ -288,10 +331,19 @@ static void complete(transfer *tr, CURLcode code) {
   } else {
     lua_pushnil(L);
     lua_createtable(L, 0, 4);
-    lua_pushstring(L, error_kind(code, tr->too_large));
+    long oserr = 0;
+    curl_easy_getinfo(tr->easy, CURLINFO_OS_ERRNO, &oserr);
+    lua_pushstring(L, error_kind(tr, code, oserr));
     lua_setfield(L, -2, "kind");
-    if (tr->too_large)
+    if (tr->too_large == TOO_LARGE_BODY)
       lua_pushfstring(L, "response body larger than max_body (%d bytes)", (int)tr->max_body);
+    else if (tr->too_large == TOO_LARGE_HEADERS)
+      lua_pushfstring(L, "response headers larger than %d KB", MAX_HEADERS / 1024);
+    else if (code == CURLE_OUT_OF_MEMORY)
+      lua_pushliteral(L, "a response header line is larger than libcurl takes (100 KB)");
+    else if (oserr == EMFILE || oserr == ENFILE)
+      lua_pushfstring(L, "out of file descriptors (%s): raise `ulimit -n` or lower the concurrency",
+                      strerror((int)oserr));
     else
       lua_pushstring(L, tr->errbuf[0] ? tr->errbuf : curl_easy_strerror(code));
     lua_setfield(L, -2, "message");
@@ -436,7 +488,9 @@ static int l_http(lua_State *L) {
   curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, verify ? 1L : 0L);
   curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, verify ? 2L : 0L);
   curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
-  curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
+  /* waiting for a connection to multiplex on only helps where HTTP/2 can be had (TLS,
+   * ALPN); for http:// it serialised requests behind servers that close after each */
+  curl_easy_setopt(e, CURLOPT_PIPEWAIT, strncasecmp(url, "https:", 6) == 0 ? 1L : 0L);
   curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
   curl_easy_setopt(e, CURLOPT_USERAGENT, "pacer/" PACER_VERSION);
   curl_easy_setopt(e, CURLOPT_HTTPHEADER, tr->headers);
