@@ -20,6 +20,8 @@ local pacer = {
   json = require "cjson",
   backoff = require "pacer.policy.backoff",
   inflight = http.inflight,
+  redact = require("pacer.base.url").redact,
+  secret_names = require("pacer.base.url").add_secret_names,
 }
 
 pacer.limiter = require("pacer.limiter").new

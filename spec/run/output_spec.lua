@@ -32,7 +32,7 @@ mock:close()
     for _, secret in ipairs{"sk_live_TOPSECRET", "tok_SECRET2", "qk_SECRET3", "hunter2"} do
       assert.is_nil(all:find(secret, 1, true), secret .. " leaked into the output")
     end
-    assert.matches("user:***@127.0.0.1", all, 1, true)
+    assert.matches("http://***@127.0.0.1", all, 1, true)
     assert.matches("api_key=***", all, 1, true)
   end)
 

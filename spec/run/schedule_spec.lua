@@ -300,3 +300,15 @@ describe("seedable randomness", function()
     for i = 2, #wide do assert.is_true(wide[i] > wide[i - 1], "equal waits " .. wide[i]) end
   end)
 end)
+
+describe("pacer.every stop() race", function()
+  it("stop() right as the timer fires (the task ready, not yet running) does not raise", function()
+    for _ = 1, 20 do -- bounded: 20 rounds of 20 ms; each gives the two timers a chance to fire together
+      local runs = 0
+      local h = pacer.every(0.02, function() runs = runs + 1 end)
+      pacer.sleep(0.02)
+      assert.has_no.errors(function() h:stop() end)
+      pacer.sleep(0.001)
+    end
+  end)
+end)

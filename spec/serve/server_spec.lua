@@ -359,6 +359,6 @@ describe("pacer.serve lifecycle and options", function()
     local a = pacer.serve{routes = {["GET /"] = function() return 204 end}}
     local msg = message(function() return pacer.serve{port = a.port, routes = {}} end)
     a.close()
-    assert.are.equal(string.format("pacer.serve: cannot listen on 127.0.0.1:%d: Address already in use", a.port), msg)
+    assert.are.equal(string.format("pacer.serve: port %d is in use (Address already in use)", a.port), msg)
   end)
 end)

@@ -51,8 +51,8 @@ function M.message(fn)
 end
 
 -- nginx serving TLS with a self-signed certificate made for the test (openssl);
--- `listen` as for M.nginx ("ssl" or "ssl http2"). Its stop() also removes the certificate.
-function M.tls_nginx(listen)
+-- `listen` as for M.nginx ("ssl" or "ssl http2"); `body` more server directives. Its stop() also removes the certificate.
+function M.tls_nginx(listen, body)
   local certdir = os.tmpname()
   os.remove(certdir)
   os.execute("mkdir -p " .. certdir)
@@ -60,8 +60,8 @@ function M.tls_nginx(listen)
     "openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=127.0.0.1 " ..
     "-keyout %s/key.pem -out %s/cert.pem >/dev/null 2>&1", certdir, certdir))
   assert(ok, "openssl could not make a certificate")
-  local ng = M.nginx(string.format("ssl_certificate %s/cert.pem; ssl_certificate_key %s/key.pem;",
-    certdir, certdir), nil, listen or "ssl")
+  local ng = M.nginx(string.format("ssl_certificate %s/cert.pem; ssl_certificate_key %s/key.pem; %s",
+    certdir, certdir, body or ""), nil, listen or "ssl")
   local stop = ng.stop
   ng.stop = function()
     stop()

@@ -74,7 +74,9 @@ function M.check(where, t, spec, later)
     if not kind then
       local words = {}
       for i, w in ipairs(kinds) do words[i] = describe(w) end
-      M.raise("%s: option '%s' must be %s, got %s", where, k, table.concat(words, " or "), type(v))
+      local list = #words > 2 and table.concat(words, ", ", 1, #words - 1) .. " or " .. words[#words]
+        or table.concat(words, " or ")
+      M.raise("%s: option '%s' must be %s, got %s", where, k, list, type(v))
     end
     out[k] = kind == "duration" and seconds(where, k, v) or v
   end

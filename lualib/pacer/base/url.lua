@@ -58,24 +58,35 @@ function M.join(base, path)
   return base:gsub("/+$", "") .. "/" .. path:gsub("^/+", "")
 end
 
-local SECRET_PARAMS = {"key", "token", "secret", "password", "passwd", "signature", "sig", "auth"}
+-- The redaction rule (README "Secrets"): a query parameter or a field whose name
+-- contains one of these (any case) has its value shown as ***, and a URL's userinfo
+-- (user and password: a user name may be a token) is shown as ***.
+local SECRET_NAMES = {"key", "token", "secret", "password", "passwd", "pwd", "signature", "sig", "auth",
+  "session", "sid", "jwt", "credential", "cookie", "bearer", "private"}
 
 local function secret_name(name)
-  name = name:lower()
-  for _, s in ipairs(SECRET_PARAMS) do
+  name = tostring(name):lower()
+  for _, s in ipairs(SECRET_NAMES) do
     if name:find(s, 1, true) then return true end
   end
   return false
 end
 
--- Removes passwords in the authority and secret-looking query values.
+-- pacer.secret_names{"ticket", "otp"}: more names to treat as secret. Returns them all.
+function M.add_secret_names(names)
+  for _, n in ipairs(names or {}) do
+    if type(n) == "string" and n ~= "" then SECRET_NAMES[#SECRET_NAMES + 1] = n:lower() end
+  end
+  return {table.unpack(SECRET_NAMES)}
+end
+
+-- Removes the authority's userinfo and secret-looking query values.
 function M.redact(u)
   u = tostring(u)
   local scheme, auth, rest = u:match("^(%a[%w+.-]*://)([^/?#]*)(.*)$")
   if auth and auth:find("@", 1, true) then
-    local userinfo, host = auth:match("^(.*)@([^@]*)$") -- the last @ ends the userinfo
-    local user = userinfo:match("^([^:]*)")
-    u = scheme .. user .. (userinfo:find(":", 1, true) and ":***" or "") .. "@" .. host .. rest
+    local host = auth:match("^.*@([^@]*)$") -- the last @ ends the userinfo
+    u = scheme .. "***@" .. host .. rest
   end
   return (u:gsub("([?&])([^=&#]+)=([^&#]*)", function(sep, k)
     if secret_name(M.decode(k)) then return sep .. k .. "=***" end

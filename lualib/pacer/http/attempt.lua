@@ -2,8 +2,9 @@
 -- retried here until it succeeds, fails for good, or its retry policy gives up. What
 -- happens around each attempt belongs to the sender (a client, or a bare request):
 --   sender.sinks                      stats counters the attempts are added to
---   sender:before_attempt(r, n)       -> seconds waited, extra header lines, token:
---                                        every pacing wait and the concurrency slot
+--   sender:before_attempt(r, n, deadline) -> seconds waited, extra header lines, token:
+--                                        every pacing wait and the concurrency slot;
+--                                        false, why when it cannot send before deadline
 --   sender:after_attempt(r, res, err, token) -> again: frees the slot, learns from
 --                                        the answer; `again` resends at once (a
 --                                        retired key: another key will do)
@@ -13,7 +14,7 @@ local errors = require "pacer.base.errors"
 local http = require "pacer.c.http"
 local log = require "pacer.base.log"
 local task = require "pacer.c.task"
-local opts = require "pacer.base.options"
+local redirect = require "pacer.http.redirect"
 local response = require "pacer.http.response"
 local retry = require "pacer.policy.retry"
 local stats = require "pacer.run.stats"
@@ -34,20 +35,38 @@ local function on_the_wire(r, extra)
   return wire
 end
 
+-- One transfer and the redirects it is allowed to follow: what http.request returns.
+local function transfer(r, wire)
+  local status, headers, body, info = http.request(wire)
+  local hops = r.redirects or 0
+  while hops > 0 and status do
+    local nxt, refused = redirect.next(r, wire, status, headers)
+    if refused then return nil, refused end
+    if not nxt then return status, headers, body, info end
+    hops = hops - 1
+    wire = nxt
+    status, headers, body, info = http.request(wire)
+  end
+  if status and r.redirects and r.redirects > 0 and redirect.is_redirect(status, headers) then
+    return nil, {kind = "protocol", message = string.format("more than %d redirects", r.redirects)}
+  end
+  return status, headers, body, info
+end
+
 -- One attempt: res | nil, err (a transport failure, as an error table).
-local function attempt_once(sender, r, n)
-  local paced, extra, token = sender:before_attempt(r, n)
+local function attempt_once(sender, r, n, deadline)
+  local paced, extra, token = sender:before_attempt(r, n, deadline)
+  if paced == false then -- nothing was sent
+    return nil, errors.new{kind = "gave_up", reason = extra, unsent = true, attempts = n - 1,
+      message = string.format("%s %s: gave up: %s", r.method, url.redact(r.url), extra)}
+  end
   stats.waited(sender.sinks, paced)
-  local status, headers, body, info = http.request(on_the_wire(r, extra))
+  local status, headers, body, info = transfer(r, on_the_wire(r, extra))
   local res, err
   if status then
     res = response.new(r, status, headers, body, info, n)
   else
-    err = headers
-    if err.kind == "url" then -- prepare() checked the URL: this is libcurl's late verdict
-      sender:after_attempt(r, nil, err, token)
-      opts.raise("pacer.request: invalid URL '%s': %s", url.redact(r.url), err.message)
-    end
+    err = headers -- a server's refusal too (a redirect to file://, HTTP/0.9): prepare() checked the URL
     err.url, err.method, err.attempts = url.redact(r.url), r.method, n
     err.message = string.format("%s %s: %s", r.method, err.url, err.message)
     errors.new(err)
@@ -75,7 +94,12 @@ function M.send(r, sender, p)
   local max_tries = p and p.max_tries or 1
   while true do
     n = n + 1
-    local res, err, paced, again = attempt_once(sender, r, n)
+    local res, err, paced, again = attempt_once(sender, r, n, started + (p and p.max_time or math.huge))
+    if err and err.unsent then
+      stats.finished(sinks, false)
+      if sender.gave_up then sender:gave_up{attempt = n, reason = err.reason} end
+      return nil, err
+    end
     stats.attempt(sinks, r, n, res and res.status, err, wait + paced, res and res.elapsed or err.elapsed,
       res and res.quota, sender.rate and sender:rate())
     local elapsed = task.now() - started

@@ -25,7 +25,7 @@ local SPEC = {
   base_url = "string", headers = "table", rate = "rate", rules = "table", burst = "integer",
   concurrency = "integer", limiter = {"userdata", "table"}, retry = {"table", "boolean"},
   idempotency = {"boolean", "function"}, timeout = "duration", connect_timeout = "duration",
-  follow = {"boolean", "integer"}, verify = "boolean", max_body = "integer", name = "string",
+  follow = {"boolean", "integer", "table"}, verify = "boolean", max_body = "integer", name = "string",
   cache = {"table", "boolean"}, adaptive = "boolean", target = "number", keys = "table",
   key_header = "string", key_prefix = "string", groups = "table", alerts = "table",
   breaker = {"table", "boolean"}, window = "string", state = "string",
@@ -34,7 +34,7 @@ local SPEC = {
 local REQ_SPEC = {
   headers = "table", query = {"table", "string"}, json = "any", body = "string", form = "table",
   timeout = "duration", connect_timeout = "duration", retry = {"table", "boolean"},
-  follow = {"boolean", "integer"}, verify = "boolean", max_body = "integer",
+  follow = {"boolean", "integer", "table"}, verify = "boolean", max_body = "integer",
   idempotency_key = "string",
 }
 
@@ -65,7 +65,7 @@ local function setup_pacing(self, o)
   end
   if o.keys then -- rate/rules/burst are per key
     local ok, pool = pcall(keys.new, o.keys, {rate = o.rate, rules = o.rules, burst = o.burst,
-      header = o.key_header, prefix = o.key_prefix})
+      header = o.key_header, prefix = o.key_prefix, max_pause = self.max_pause})
     if not ok then opts.raise("%s", pool) end
     self.keys = pool
     self.limiter = o.limiter
@@ -90,7 +90,7 @@ local function setup_pacing(self, o)
       opts.raise("pacer.client: 'target' must be in (0, 1], got %g", o.target)
     end
     self.adaptive = adaptive.new{limiter = self.limiter, declared = declared, target = o.target,
-      achieved = function() return self:achieved() end}
+      achieved = function() return self:achieved() end, max_pause = self.max_pause, name = self.name}
   elseif o.target then
     opts.raise("pacer.client: 'target' goes with adaptive = true")
   end
@@ -109,7 +109,6 @@ local function setup_policies(self, o)
   local conc = o.concurrency or 64
   if conc < 1 then opts.raise("pacer.client: 'concurrency' must be >= 1, got %d", conc) end
   self.semaphore = semaphore.semaphore(conc)
-  self.policy = retry.policy(o.retry, "pacer.client")
   if o.cache then self.cache = httpcache.new(o.cache) end
 end
 
@@ -124,6 +123,10 @@ function M.new(o)
     if o[k] ~= nil and o[k] <= 0 then opts.raise("pacer.client: option '%s' must be greater than 0", k) end
   end
   for k, v in pairs(o.headers or {}) do request.check_header("pacer.client", k, v) end
+  self.policy = retry.policy(o.retry, "pacer.client")
+  -- the longest wait a server may impose on this client (Retry-After, quota resets)
+  local p = self.policy or retry.defaults
+  self.max_pause = p.max_retry_after or p.max_time
   setup_pacing(self, o)
   setup_policies(self, o)
   self.sends, self.nsends, self.inflight = {}, 0, 0
@@ -154,14 +157,21 @@ end
 -- the request's path group (none of these holds a concurrency slot), then the slot,
 -- then the key pool and the client's limiter, so that a grant goes to the wire at once.
 -- Sets token.probe / token.slot as it takes them. Returns seconds waited, header lines.
-function Client:pace(r, token)
+function Client:pace(r, token, deadline)
   local waited = 0
   if self.window then waited = waited + self.window.wait() end
   if self.breaker then
     local w, probe = self.breaker:wait()
     waited, token.probe = waited + w, probe
   end
-  if self.adaptive then waited = waited + self.adaptive:wait() end
+  if self.adaptive then -- fail fast, not after a wait the request cannot afford
+    local refused, left = self.adaptive:refused(), self.adaptive:pause_left()
+    if refused then return false, refused end
+    if left > 0 and deadline and task.now() + left > deadline then
+      return false, string.format("the server paused this client for %.3gs, past the request's max_time", left)
+    end
+    waited = waited + self.adaptive:wait()
+  end
   for _, g in ipairs(self.groups or {}) do
     if (r.path or ""):find(g.match) then waited = waited + g.limiter:acquire() end
   end
@@ -177,14 +187,16 @@ function Client:pace(r, token)
 end
 
 -- The attempt loop's hook before an attempt (http/attempt.lua): every wait the
--- policies ask for. If one raises, what was taken is given back.
-function Client:before_attempt(r)
+-- policies ask for. If one raises, what was taken is given back. Returns false, why
+-- when the request cannot be sent before `deadline`.
+function Client:before_attempt(r, _, deadline)
   local token = {}
-  local ok, waited, extra = pcall(self.pace, self, r, token)
-  if not ok then
+  local ok, waited, extra = pcall(self.pace, self, r, token, deadline)
+  if not ok or waited == false then -- a raise, or no sending within the budget
     if token.slot then self.semaphore:release() end
     if token.probe then self.breaker:release_probe() end
-    error(waited, 0)
+    if not ok then error(waited, 0) end
+    return false, extra
   end
   self.inflight = self.inflight + 1
   self.nsends = self.nsends + 1

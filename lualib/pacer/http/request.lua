@@ -16,7 +16,7 @@ M.SPEC = {
   method = "string", url = "string", headers = "table", query = {"table", "string"},
   json = "any", body = "string", form = "table", timeout = "duration",
   connect_timeout = "duration", limiter = {"userdata", "table"}, retry = {"table", "boolean"},
-  follow = {"boolean", "integer"}, verify = "boolean", max_body = "integer",
+  follow = {"boolean", "integer", "table"}, verify = "boolean", max_body = "integer",
   idempotency_key = "string",
 }
 
@@ -104,9 +104,17 @@ function M.prepare(where, o, base)
     return v
   end
   r.timeout, r.connect_timeout = dur("timeout") or 30, dur("connect_timeout") or 10
+  -- redirects are followed by http/redirect.lua, not libcurl (which would send every
+  -- caller header to whatever origin a server names)
   local follow = o.follow
   if follow == nil then follow = base.follow end
-  r.follow = follow == true and 10 or follow or 0
+  if type(follow) == "table" then
+    follow = opts.check(where .. ": follow", follow, {max = "integer", downgrade = "boolean"})
+    r.redirects, r.downgrade = follow.max or 10, follow.downgrade == true
+  else
+    r.redirects = follow == true and 10 or follow or 0
+  end
+  if r.redirects < 0 then opts.raise("%s: option 'follow' must be >= 0, got %d", where, r.redirects) end
   if o.verify ~= nil then r.verify = o.verify else r.verify = base.verify end
   if r.verify == false and r.url:find("^[Hh][Tt][Tt][Pp][Ss]:") then
     log.warn("TLS verification is off for %s", url.redact(r.url))

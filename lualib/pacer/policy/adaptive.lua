@@ -18,6 +18,7 @@ local UNKNOWN = 1e6 -- requests/s: "no limit known yet"
 --  achieved=fn() -> requests sent in the last second}
 function M.new(o)
   local self = setmetatable({lim = o.limiter, declared = o.declared, target = o.target or 0.9,
+    max_pause = o.max_pause or 300, name = o.name or "client",
     min_rate = o.min_rate or 0.05, window = o.window or 2, paused_until = 0,
     clean_since = task.now(), achieved = o.achieved, cycle_start = task.now(), cycle_ok = 0,
     last_429 = -math.huge}, Adaptive)
@@ -35,10 +36,41 @@ function Adaptive:set(rate, why)
   end
 end
 
-function Adaptive:pause(seconds)
-  local untl = task.now() + seconds
-  if untl > self.paused_until then self.paused_until = untl end
+-- A server-given time, clamped: one hostile answer (Retry-After: 99999999, a reset in
+-- the year 5000) must not stall or break the client. Warns once per client and kind.
+function Adaptive:clamp(seconds, what)
+  if seconds <= self.max_pause then return seconds end
+  self.warned = self.warned or {}
+  if not self.warned[what] then
+    self.warned[what] = true
+    log.warn("%s: the server gave a %s of %.6gs, more than max_retry_after/max_time (%gs): %s", self.name, what,
+      seconds, self.max_pause, what == "pause" and string.format("requests fail at once for %gs", self.max_pause)
+      or string.format("taken as %gs", self.max_pause))
+  end
+  return self.max_pause
 end
+
+-- A pause the server asked for. One longer than max_pause is not waited out: for
+-- max_pause, requests fail at once (refused()) instead of hanging.
+function Adaptive:pause(seconds)
+  local now = task.now()
+  if seconds > self.max_pause then
+    self:clamp(seconds, "pause")
+    self.refused_until, self.refused_ask = now + self.max_pause, seconds
+    return
+  end
+  if now + seconds > self.paused_until then self.paused_until = now + seconds end
+end
+
+-- Why a request must not wait now (the server asked for more than max_pause), or nil.
+function Adaptive:refused()
+  if (self.refused_until or 0) <= task.now() then return nil end
+  return string.format("the server asked this client to wait %.6gs, more than max_retry_after/max_time (%gs)",
+    self.refused_ask, self.max_pause)
+end
+
+-- Seconds left of the current pause (0: none).
+function Adaptive:pause_left() return math.max(0, self.paused_until - task.now()) end
 
 -- Before an attempt: waits out a pause. Returns the seconds waited.
 function Adaptive:wait()
@@ -85,7 +117,7 @@ function Adaptive:observe(res, inflight)
           self:pause(math.max(p.reset, 0.001))
         else
           -- whole seconds are rounded up by servers: on average half a second less is left
-          local reset = p.reset
+          local reset = self:clamp(p.reset, "quota reset")
           if reset >= 1 and reset == math.floor(reset) then reset = reset - 0.5 end
           local r = self.target * left / math.max(reset, 0.001)
           if not best or r < best then best = r end

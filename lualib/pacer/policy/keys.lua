@@ -13,7 +13,7 @@ Pool.__index = Pool
 -- keys: list of strings; o: {rate=, rules=, burst=, header="Authorization", prefix="Bearer "}
 function M.new(keys, o)
   local self = setmetatable({keys = {}, header = o.header or "Authorization",
-    prefix = o.prefix, retired = 0}, Pool)
+    prefix = o.prefix, retired = 0, max_pause = o.max_pause or 300}, Pool)
   if self.prefix == nil then self.prefix = self.header:lower() == "authorization" and "Bearer " or "" end
   if not self.header:match("^[!#$%%&'*+%-.^_`|~%w]+$") then
     error(string.format("pacer.client: invalid key_header %q (header injection?)", self.header), 0)
@@ -87,10 +87,13 @@ function Pool:observe(k, res)
     end
     return nil
   end
+  -- server-given waits, clamped to max_pause: a hostile answer must not retire a key for years
   local ra = res.status == 429 and res.retry_after
-  if ra then k.paused_until = math.max(k.paused_until, now + ra) end
+  if ra then k.paused_until = math.max(k.paused_until, now + math.min(ra, self.max_pause)) end
   local q = res.quota
-  if q and q.remaining == 0 and q.reset then k.paused_until = math.max(k.paused_until, now + q.reset) end
+  if q and q.remaining == 0 and q.reset then
+    k.paused_until = math.max(k.paused_until, now + math.min(q.reset, self.max_pause))
+  end
 end
 
 -- {["key#1"] = {remaining=, limit=, retired=, sent=}, ...}

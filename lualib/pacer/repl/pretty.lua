@@ -53,8 +53,10 @@ function M.table(t, indent, depth, seen)
     return scalar(v)
   end
   for i = 1, n do item(show(t[i])) end
-  for _, k in ipairs(keys) do
-    item((is_ident(k) and k or ("[" .. scalar(k) .. "]")) .. " = " .. show(t[k]))
+  for _, k in ipairs(keys) do -- a field whose name looks secret (x-auth-token, api_key) shows as ***
+    local v = type(k) == "string" and url.secret_name(k) and t[k] ~= nil and type(t[k]) ~= "table" and "***"
+      or show(t[k])
+    item((is_ident(k) and k or ("[" .. scalar(k) .. "]")) .. " = " .. v)
   end
   seen[t] = nil
   if shown == 0 then return "{}" end

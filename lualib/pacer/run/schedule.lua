@@ -16,7 +16,9 @@ function Handle:stop()
   if self.sleeping then
     local t = self.sleeping
     self.sleeping = nil
-    task.wake(t)
+    -- its timer may have fired already (the task is ready, not suspended): then it
+    -- sees `stopped` when it runs
+    pcall(task.wake, t)
   end
 end
 
