@@ -120,17 +120,10 @@ end)
     local rec = assert(pacer.request{url = api .. "/_mock/requests", retry = false}):json()
     os.execute("kill $(cat " .. pidfile .. ") 2>/dev/null")
     os.remove(pidfile) os.remove(fill) os.remove(work)
-    local accepted = {}
-    for _, r in ipairs(rec) do
-      if r.path == "/v2/sms/send" and r.status == 200 and not r.replayed then
-        local to = pacer.json.decode(r.body).to
-        accepted[to] = (accepted[to] or 0) + 1
-      end
-    end
-    local missing, twice = 0, 0
+    local _, twice, accepted = H.accepted(rec)
+    local missing = 0
     for i = 1, N do
-      local n = accepted[string.format("+1555%07d", i)] or 0
-      if n == 0 then missing = missing + 1 elseif n > 1 then twice = twice + 1 end
+      if not accepted[string.format("+1555%07d", i)] then missing = missing + 1 end
     end
     local q = pacer.queue{durable = db}
     local left = q:len()

@@ -163,16 +163,7 @@ end)
     pacer.sleep(1.2) -- its leases (1 s) run out: the next worker takes those items back
     local _, code = H.sh(string.format("%s -q %s", H.PACER, worker), 40)
     assert.are.equal(0, code)
-    local accepted, twice = {}, 0
-    for _, rec in ipairs(mock.requests) do
-      if rec.path == "/v2/sms/send" and rec.status == 200 and not rec.replayed then
-        local to = pacer.json.decode(rec.body).to
-        if accepted[to] then twice = twice + 1 end
-        accepted[to] = true
-      end
-    end
-    local n = 0
-    for _ in pairs(accepted) do n = n + 1 end
+    local n, twice = H.accepted(mock.requests)
     mock:close()
     assert.are.equal(0, q:len())
     assert.are.equal(N, n)
@@ -216,16 +207,7 @@ print("done " .. r.done)
     end
     assert.matches("unreachable for queue '" .. name .. "'", out, 1, true)
     assert.matches("is back for queue '" .. name .. "'", out, 1, true)
-    local accepted, twice = {}, 0
-    for _, rec in ipairs(mock.requests) do
-      if rec.path == "/v2/sms/send" and rec.status == 200 and not rec.replayed then
-        local to = pacer.json.decode(rec.body).to
-        if accepted[to] then twice = twice + 1 end
-        accepted[to] = true
-      end
-    end
-    local n = 0
-    for _ in pairs(accepted) do n = n + 1 end
+    local n, twice = H.accepted(mock.requests)
     mock:close()
     assert.are.equal(0, q:len())
     q:close_db()

@@ -218,4 +218,19 @@ function M.redis(o)
   return r
 end
 
+-- What a mock accepted of `path` (default /v2/sms/send), told apart by the JSON body's
+-- `to`: the number of distinct recipients and of recipients accepted more than once.
+-- Replays of an Idempotency-Key are not new acceptances.
+function M.accepted(requests, path)
+  local seen, n, twice = {}, 0, 0
+  for _, rec in ipairs(requests) do
+    if rec.path == (path or "/v2/sms/send") and rec.status == 200 and not rec.replayed then
+      local to = pacer.json.decode(rec.body).to
+      if seen[to] then twice = twice + 1 else n = n + 1 end
+      seen[to] = true
+    end
+  end
+  return n, twice, seen
+end
+
 return M
