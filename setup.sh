@@ -10,10 +10,10 @@ cd "$(dirname "$0")"
 PACKAGES="build-essential cmake pkg-config ca-certificates liblua5.4-dev libcurl4-openssl-dev
   lua-cjson libevent-dev libhttp-parser-dev libedit-dev libssl-dev libsqlite3-dev libhiredis-dev lua-busted nginx-light tmux"
 
-# the test suite also renders charts in a real browser, runs Redis, shells out to curl
-# and openssl, lints the tree (tools/lint.sh), checks the manual page (groff, man) and
+# the test suite also renders charts in a real browser, runs Redis, shells out to curl,
+# openssl and python3 (hostile servers), lints the tree (tools/lint.sh), checks the manual page (groff, man) and
 # builds the Debian package for CI (dpkg-shlibdeps from dpkg-dev; CPack runs file)
-[ "${1:-build}" = test ] && PACKAGES="$PACKAGES chromium redis-server curl openssl lua-check clang-format
+[ "${1:-build}" = test ] && PACKAGES="$PACKAGES chromium redis-server curl openssl python3 lua-check clang-format
   groff-base man-db dpkg-dev file"
 
 missing=""
