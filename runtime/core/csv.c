@@ -86,7 +86,8 @@ static void consume(csv_reader *r, size_t to) {
   r->pos = to;
 }
 
-/* After a bad record: reading goes on after the first LF at or after `from`. */
+/* After a bad record: reading goes on after the first LF at or after `from` (the record's
+ * start: a stray quote must not take the lines after it into the bad record). */
 static void resync(csv_reader *r, size_t from) {
   const char *lf = memchr(r->buf + from, '\n', r->len - from);
   if (lf) {
@@ -230,7 +231,7 @@ int csv_next(csv_reader *r, csv_record *out) {
       return CSV_BAD;
     case P_AFTER_QUOTE:
       out->error = "unexpected character after a closing quote";
-      resync(r, next);
+      resync(r, r->pos);
       return CSV_BAD;
     default:
       consume(r, next);

@@ -3,8 +3,8 @@
  * (csv_next), each with the line it began on. Quoted fields may hold commas, doubled
  * quotes and line breaks; records end at LF or CRLF; a UTF-8 BOM at the start is
  * skipped; blank lines are not records. A malformed record is reported (CSV_BAD with a
- * reason) and reading goes on at the line after it, so one stray quote cannot swallow
- * the rest of a file. Memory is bounded by max_record plus one fed chunk. */
+ * reason) and reading goes on at the line after the one it began on, so one stray
+ * quote cannot swallow the rows after it. Memory is bounded by max_record plus one fed chunk. */
 #ifndef PACER_CSV_H
 #define PACER_CSV_H
 #include <stddef.h>

@@ -2,7 +2,9 @@
  * (runtime/core/csv.c) with the line each began on, hashed (SHA-256) as it is read, so
  * memory stays flat whatever the file's size. Also the file facts a ledger keeps to see
  * that its input changed: size, modification time, content hash.
- *   r = input.open(path | "-", "csv" | "lines")    -> reader | nil, err
+ *   r = input.open(path | "-", "csv" | "lines" | "auto") -> reader | nil, err
+ *       ("auto": lines when the first byte that is not blank or a BOM is '{', else csv)
+ *   r:mode() -> "csv" | "lines"
  *   r:next() -> fields, line | false, line, reason (a malformed record) | nil (the end)
  *   r:hash() -> hex SHA-256 of the bytes read so far;  r:close()
  *   input.stat(path) -> size, mtime | nil, err;  input.hash_file(path) -> hex | nil, err */
@@ -22,6 +24,7 @@ typedef struct reader {
   FILE *f; /* NULL once closed */
   int is_stdin;
   int eof;
+  int lines; /* the mode: lines, else csv */
   csv_reader *csv;
   EVP_MD_CTX *sha;
 } reader;
@@ -37,7 +40,7 @@ static void hex(const unsigned char *d, unsigned int n, char *out) {
 
 static reader *checkreader(lua_State *L) {
   reader *r = luaL_checkudata(L, 1, PACER_INPUT);
-  if (!r->csv) luaL_error(L, "attempt to use a closed input");
+  if (!r->csv || !r->f) luaL_error(L, "attempt to use a closed input");
   return r;
 }
 
@@ -114,20 +117,33 @@ static int reader_hash(lua_State *L) {
   return 1;
 }
 
-/* open(path | "-", "csv" | "lines") -> reader | nil, err */
+/* "auto": the mode from the first bytes, read now and fed to the parser */
+static void sniff(lua_State *L, reader *r) {
+  char buf[CHUNK];
+  size_t n = fread(buf, 1, sizeof buf, r->f), i = 0;
+  if (n >= 3 && memcmp(buf, "\xEF\xBB\xBF", 3) == 0) i = 3;
+  while (i < n && strchr(" \t\r\n", buf[i])) i++;
+  r->lines = i < n && buf[i] == '{';
+  if (!(r->csv = csv_new(r->lines ? CSV_LINES : CSV_FIELDS, MAX_RECORD))) luaL_error(L, "input: out of memory");
+  EVP_DigestUpdate(r->sha, buf, n);
+  if (csv_feed(r->csv, buf, n) != 0) luaL_error(L, "input: out of memory");
+  if (n < sizeof buf) {
+    if (ferror(r->f)) luaL_error(L, "input: cannot read: %s", strerror(errno));
+    r->eof = 1;
+    csv_eof(r->csv);
+  }
+}
+
+/* open(path | "-", "csv" | "lines" | "auto") -> reader | nil, err */
 static int l_open(lua_State *L) {
   const char *path = luaL_checkstring(L, 1);
-  static const char *const modes[] = {"csv", "lines", NULL};
+  static const char *const modes[] = {"csv", "lines", "auto", NULL};
   int mode = luaL_checkoption(L, 2, "csv", modes);
   reader *r = lua_newuserdatauv(L, sizeof *r, 0); /* made closed first: an error leaves nothing half-made */
   memset(r, 0, sizeof *r);
   luaL_setmetatable(L, PACER_INPUT);
-  r->csv = csv_new(mode == 0 ? CSV_FIELDS : CSV_LINES, MAX_RECORD);
   r->sha = EVP_MD_CTX_new();
-  if (!r->csv || !r->sha || !EVP_DigestInit_ex(r->sha, EVP_sha256(), NULL)) {
-    reader_close(L);
-    return luaL_error(L, "input: out of memory");
-  }
+  if (!r->sha || !EVP_DigestInit_ex(r->sha, EVP_sha256(), NULL)) return luaL_error(L, "input: out of memory");
   if (strcmp(path, "-") == 0) {
     r->f = stdin;
     r->is_stdin = 1;
@@ -137,6 +153,18 @@ static int l_open(lua_State *L) {
     lua_pushfstring(L, "cannot open %s: %s", path, strerror(e));
     return 2;
   }
+  if (mode == 2) {
+    sniff(L, r);
+  } else {
+    r->lines = mode == 1;
+    if (!(r->csv = csv_new(r->lines ? CSV_LINES : CSV_FIELDS, MAX_RECORD)))
+      return luaL_error(L, "input: out of memory");
+  }
+  return 1;
+}
+
+static int reader_mode(lua_State *L) {
+  lua_pushstring(L, checkreader(L)->lines ? "lines" : "csv");
   return 1;
 }
 
@@ -187,7 +215,7 @@ static int l_hash_file(lua_State *L) {
 
 int luaopen_pacer_input(lua_State *L) {
   static const luaL_Reg methods[] = {
-      {"next", reader_next}, {"hash", reader_hash}, {"close", reader_close}, {NULL, NULL}};
+      {"next", reader_next}, {"hash", reader_hash}, {"mode", reader_mode}, {"close", reader_close}, {NULL, NULL}};
   static const luaL_Reg funcs[] = {{"open", l_open}, {"stat", l_stat}, {"hash_file", l_hash_file}, {NULL, NULL}};
   luaL_newmetatable(L, PACER_INPUT);
   lua_pushcfunction(L, reader_close);
