@@ -12,6 +12,7 @@ local task = require "pacer.c.task"
 local options = require "pacer.c.cmdline"
 local opts = require "pacer.base.options"
 local pool = require "pacer.run.pool"
+local failures = require "pacer.run.failures"
 local progress = require "pacer.run.progress"
 local stats = require "pacer.run.stats"
 local input = require "pacer.job.input"
@@ -25,7 +26,7 @@ Job.__index = Job
 
 local SPEC = {input = {"string", "table", "function"}, ledger = "string", name = "string",
   key = {"string", "function"}, validate = "function", concurrency = "integer", max_attempts = "integer",
-  output = "string", format = "string", lease = "duration", progress = "boolean"}
+  output = "string", format = "string", lease = "duration", progress = "boolean", on_error = "string"}
 
 local LOAD_BATCH = 1000
 
@@ -44,6 +45,9 @@ function M.new(o)
   local max_attempts = o.max_attempts or 1
   if max_attempts < 1 then opts.raise("pacer.job: 'max_attempts' must be >= 1, got %d", max_attempts) end
   if o.output then output.check(o.output) end
+  if o.on_error and not failures.ON_ERROR[o.on_error] then
+    opts.raise("pacer.job: on_error must be \"report\", \"return\" or \"raise\", got %q", o.on_error)
+  end
   local name = o.name or (file and o.input:match("([^/]+)$")) or nil
   if where:match("^redis://") and not name then
     opts.raise("pacer.job: a Redis ledger needs a 'name' for the job")
@@ -351,15 +355,11 @@ function Job:_report(s)
 end
 
 -- Failed and invalid items through run/failures.lua: a count, the first reasons, and
--- exit status 1.
+-- exit status 1 (on_error = "report", the default), or a raise ("raise"), or nothing
+-- ("return": the caller reads the summary).
 function Job:_failures(s)
-  if s.failed + s.invalid == 0 then return end
-  local okf, failures = pcall(require, "pacer.run.failures")
-  if not okf then -- TODO(jobs): pacer.run.failures is not on main yet; report here meanwhile
-    io.stderr:write(string.format("pacer: job '%s': %d failed, %d invalid\n", self.name, s.failed, s.invalid))
-    return
-  end
-  local col = failures.collector(string.format("job '%s'", self.name))
+  if s.failed + s.invalid == 0 or self.o.on_error == "return" then return end
+  local col = failures.collector(string.format("job '%s'", self.name), self.o.on_error)
   local after = 0
   for _ = 1, math.huge do
     local recs = self.ledger:outcomes(after, 1000)

@@ -63,9 +63,12 @@ for i = 1, #got, 2 do
   out[#out + 1] = id
   out[#out + 1] = cjson.encode(rec)
 end
-redis.call('HINCRBY', KEYS[4], 'pending', -#out / 2)
-redis.call('HINCRBY', KEYS[4], 'leased', #out / 2)
-return {out, redis.call('ZCARD', KEYS[3]) - #out / 2}
+local n = #out / 2
+if n > 0 then
+  redis.call('HINCRBY', KEYS[4], 'pending', 0 - n)
+  redis.call('HINCRBY', KEYS[4], 'leased', n)
+end
+return {out, redis.call('ZCARD', KEYS[3]) - n}
 ]]
 
 -- KEYS: items, pending, leased, counts, failed; ARGV: token, JSON list of {seq, state, result, reason},
@@ -117,9 +120,12 @@ for i = 1, #got, 2 do
   redis.call('HSET', KEYS[1], got[i], cjson.encode(rec))
   redis.call('ZADD', KEYS[2], got[i], got[i])
 end
-redis.call('HINCRBY', KEYS[4], 'failed', -#got / 2)
-redis.call('HINCRBY', KEYS[4], 'pending', #got / 2)
-return #got / 2
+local n = #got / 2
+if n > 0 then
+  redis.call('HINCRBY', KEYS[4], 'failed', 0 - n)
+  redis.call('HINCRBY', KEYS[4], 'pending', n)
+end
+return n
 ]]
 
 local LOCK_MS = 30000
@@ -145,6 +151,9 @@ function Ledger:run(name, script, keys, ...)
   local args = table.pack(...)
   return self.conn:waiting(function(c) return c:eval(name, script, keys, table.unpack(args, 1, args.n)) end)
 end
+
+-- JSON numbers come back as floats: 2.0 -> 2
+local function int(v) return math.tointeger(v) or v end
 
 local function hash_table(flat)
   local t = {}
@@ -214,8 +223,8 @@ function Ledger:take(n)
   local items = {}
   for i = 1, #r[1], 2 do
     local rec = cjson.decode(r[1][i + 1])
-    items[#items + 1] = {seq = math.tointeger(tonumber(r[1][i])), key = rec.k, line = rec.l, row = rec.r,
-      attempts = rec.a, failures = rec.f}
+    items[#items + 1] = {seq = math.tointeger(tonumber(r[1][i])), key = rec.k, line = int(rec.l), row = rec.r,
+      attempts = int(rec.a), failures = int(rec.f)}
   end
   return items, r[2]
 end
@@ -255,14 +264,15 @@ function Ledger:counts()
 end
 
 function Ledger:outcomes(after, n)
+  n = math.min(n, 250) -- a call takes at most 255 arguments
   local args = {"HMGET", self.k.items}
   for i = 1, n do args[#args + 1] = after + i end
   local out = {}
   for i, raw in ipairs(self:cmd(table.unpack(args))) do
     if not raw then break end
     local rec = cjson.decode(raw)
-    out[#out + 1] = {seq = after + i, key = rec.k, line = rec.l, state = rec.s, attempts = rec.a, reason = rec.x,
-      result = rec.v}
+    out[#out + 1] = {seq = after + i, key = rec.k, line = int(rec.l), state = rec.s, attempts = int(rec.a),
+      reason = rec.x, result = rec.v}
   end
   return out
 end
