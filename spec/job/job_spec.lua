@@ -313,8 +313,7 @@ print(s.done)]], dir .. "/numbers.csv"))
     local dir = tmpdir()
     write(dir .. "/numbers.csv", "phone\n+1\n+2\n\"+3\n+1\n")
     local job = pacer.job{input = dir .. "/numbers.csv", key = "phone", progress = false, on_error = "return"}
-    job:run(function(row) return {id = row.phone} end)
-    job:close()
+    job:run(function(row) return {id = row.phone} end) -- the job keeps its ledger open: status reads it anyway
     local ledger = dir .. "/numbers.csv.ledger.db"
     local r = H.run_pacer({"job", "status", ledger})
     assert.are.equal(0, r.code, r.stderr)
@@ -337,6 +336,7 @@ print(s.done)]], dir .. "/numbers.csv"))
     r = H.run_pacer({"job", "stats", ledger})
     assert.are.equal(2, r.code)
     H.contains(r.stderr, "pacer job: unknown verb 'stats'")
+    job:close()
     os.execute("rm -rf " .. dir)
   end)
 

@@ -45,7 +45,7 @@ local function open(where)
   local f = io.open(where, "rb")
   if not f then return nil, "cannot open " .. where end
   f:close()
-  local ok, L = pcall(family.open, where, nil)
+  local ok, L = pcall(family.open, where, nil, {inspect = true})
   if not ok then return nil, (tostring(L):gsub("^[^\n]-:%d+: ", "")) end
   if not L:meta() then
     L:close()

@@ -150,6 +150,12 @@ end
 -- Opens the ledger and makes sure it holds this input: loaded now, or checked.
 function Job:_prepare()
   if self.ledger then return end
+  local inp = self.o.input
+  if type(inp) == "string" and inp ~= "-" then -- before the ledger is made beside it
+    local f, err = io.open(inp, "rb")
+    if not f then opts.raise("pacer.job: cannot open %s", err) end
+    f:close()
+  end
   self.ledger = ledger_family.open(self.where, self.name, {lease = self.lease})
   local L = self.ledger
   if L:begin_load() then

@@ -24,11 +24,16 @@ local SCHEMA = {
 
 local FLUSH_AT = 64
 
-function M.open(path, name)
+-- o.inspect: only to read (pacer job status/export), while a run may hold it.
+function M.open(path, name, o)
   local ok, db = pcall(open, path)
   if not ok then opts.raise("pacer.job: ledger %s", db) end
   for _, sql in ipairs(SCHEMA) do db:exec(sql) end
   local self = setmetatable({db = db, path = path, name = name, pid = proc.pid(), unflushed = {}}, Ledger)
+  if o and o.inspect then
+    self.pid = -1 -- owns nothing: close() leaves the runner's pid alone
+    return self
+  end
   local owner = tonumber((self:meta() or {}).pid)
   if owner and owner ~= self.pid and proc.pid_alive(owner) then
     db:close()
