@@ -300,12 +300,12 @@ function Job:run(fn, ro)
     L:set_meta{run_started = wall0, run_updated = task.wall(), run_items = ran, run_elapsed = elapsed,
       run_pid = require("pacer.c.proc").pid()}
   end
+  local napping -- the heartbeat's task while it sleeps (woken at the end of the run)
   local beat = task.spawn(function()
     for _ = 1, math.huge do
-      for _ = 1, 4 do
-        if not running then return end
-        task.sleep(0.25)
-      end
+      napping = task.current()
+      task.sleep(1)
+      napping = nil
       if not running then return end
       local list = {}
       for _, it in pairs(inflight) do list[#list + 1] = it end
@@ -318,6 +318,7 @@ function Job:run(fn, ro)
   local ok, err = pcall(pool.run, self.concurrency, take, handle)
   task.graceful(false)
   running = false
+  if napping then task.wake(napping) end
   beat:wait()
   if #buffer > 0 then L:release(buffer) end -- taken, never started
   record_run()
