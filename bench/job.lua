@@ -98,7 +98,7 @@ end)
       killed = true
       if done == true then break end
     end
-    local rec = assert(pacer.request{url = url .. "/_mock/requests", retry = false}):json()
+    local rec = assert(pacer.request{url = url .. "/_mock/requests", retry = false, max_body = 1 << 30}):json()
     local accepted, first_key = {}, {}
     for _, r in ipairs(rec) do
       if r.path == "/v2/sms/send" and r.status == 200 then
