@@ -122,7 +122,7 @@ static void sniff(lua_State *L, reader *r) {
   char buf[CHUNK];
   size_t n = fread(buf, 1, sizeof buf, r->f), i = 0;
   if (n >= 3 && memcmp(buf, "\xEF\xBB\xBF", 3) == 0) i = 3;
-  while (i < n && strchr(" \t\r\n", buf[i])) i++;
+  while (i < n && buf[i] && strchr(" \t\r\n", buf[i])) i++;
   r->lines = i < n && buf[i] == '{';
   if (!(r->csv = csv_new(r->lines ? CSV_LINES : CSV_FIELDS, MAX_RECORD))) luaL_error(L, "input: out of memory");
   EVP_DigestUpdate(r->sha, buf, n);
