@@ -12,7 +12,7 @@ install(FILES ${CMAKE_SOURCE_DIR}/README.md ${CMAKE_SOURCE_DIR}/CHANGELOG.md
         DESTINATION ${CMAKE_INSTALL_DOCDIR})
 # the examples run from there: each starts its own mock API on 127.0.0.1
 install(DIRECTORY ${CMAKE_SOURCE_DIR}/scripts/ DESTINATION ${CMAKE_INSTALL_DOCDIR}/examples
-        FILES_MATCHING PATTERN "*.lua")
+        FILES_MATCHING PATTERN "*.lua" PATTERN "*.csv")
 
 set(CPACK_PACKAGE_NAME pacer)
 set(CPACK_PACKAGE_VERSION ${PROJECT_VERSION})

@@ -11,7 +11,7 @@
 set -u
 cd "$(dirname "$0")/.."
 SECS=${1:-30}
-TARGETS="retry_after quota units gcra url listener"
+TARGETS="retry_after quota units gcra url listener csv"
 BUILD=build-fuzz
 
 SUDO=""

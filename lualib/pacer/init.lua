@@ -33,6 +33,7 @@ pacer.semaphore = require("pacer.base.semaphore").semaphore
 pacer.progress = require("pacer.run.progress").start
 pacer.cache = require("pacer.cache").new
 pacer.queue = require("pacer.queue").new
+pacer.job = require("pacer.job").new
 pacer.batch = require("pacer.run.batch").new
 pacer.alert = require "pacer.run.alert"
 pacer.every = require("pacer.run.schedule").every

@@ -119,6 +119,8 @@ int main(int argc, char **argv) {
         o.module = "pacer.cli.mock";
       else if (!strcmp(argv[i], "report"))
         o.module = "pacer.cli.report";
+      else if (!strcmp(argv[i], "job"))
+        o.module = "pacer.cli.job";
       else
         o.script = argv[i];
       i++;

@@ -16,6 +16,7 @@ static const luaL_Reg modules[] = {{"pacer.c.task", luaopen_pacer_task},
                                    {"pacer.c.repl", luaopen_pacer_repl},
                                    {"pacer.c.sqlite", luaopen_pacer_sqlite},
                                    {"pacer.c.redis", luaopen_pacer_redis},
+                                   {"pacer.c.input", luaopen_pacer_input},
                                    {"cjson", luaopen_cjson},
                                    {NULL, NULL}};
 

@@ -16,6 +16,7 @@ int luaopen_pacer_queue(lua_State *L);
 int luaopen_pacer_repl(lua_State *L);
 int luaopen_pacer_sqlite(lua_State *L);
 int luaopen_pacer_redis(lua_State *L);
+int luaopen_pacer_input(lua_State *L);
 int luaopen_cjson(lua_State *L);
 
 #endif

@@ -33,6 +33,10 @@ static void on_sigint(evutil_socket_t fd, short what, void *arg) {
     loop->sigint_hook(loop);
     return;
   }
+  if (loop->graceful > 0 && !loop->stopping) {
+    loop->stopping = 1;
+    return;
+  }
   loop->interrupted = 1;
   event_base_loopbreak(loop->base);
 }
@@ -82,5 +86,5 @@ int loop_run(pacer_loop *loop, int (*done)(void *), void *arg) {
     if (event_base_loop(loop->base, EVLOOP_ONCE) < 0) break;
   }
   event_del(loop->sigint_ev);
-  return loop->interrupted ? 130 : 0;
+  return loop->interrupted || loop->stopping ? 130 : 0;
 }

@@ -24,6 +24,8 @@ typedef struct pacer_loop {
   volatile int interrupted;                 /* SIGINT seen */
   struct http_multi *http;                  /* libcurl multi glue, made on first use */
   void (*sigint_hook)(struct pacer_loop *); /* the REPL's Ctrl-C, instead of ending the run */
+  int graceful;                             /* > 0: a first SIGINT only asks the run to stop (jobs) */
+  volatile int stopping;                    /* that first SIGINT was seen: the run ends with 130 */
 } pacer_loop;
 
 /* Creates the loop and ties it to L (and every thread made from L later).
@@ -39,6 +41,8 @@ double loop_now(void);
 /* Wall-clock seconds since the epoch (for HTTP dates and quota resets). */
 double loop_wall(void);
 
-/* Runs until `done()` says so, the loop runs dry, or SIGINT. Returns 0, or 130 on SIGINT. */
+/* Runs until `done()` says so, the loop runs dry, or SIGINT. Returns 0, or 130 on SIGINT.
+ * While loop->graceful > 0 a first SIGINT only sets loop->stopping (the job finishes
+ * what is in flight, and the run still ends with 130); a second one ends the run. */
 int loop_run(pacer_loop *loop, int (*done)(void *), void *arg);
 #endif

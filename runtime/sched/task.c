@@ -346,6 +346,21 @@ static int l_wall(lua_State *L) {
 }
 
 /* current() -> the running task, or nil */
+/* graceful(on): while some caller has it on, a first SIGINT only asks the run to stop
+ * (see stopping); calls nest. */
+static int l_graceful(lua_State *L) {
+  pacer_loop *loop = loop_get(L);
+  loop->graceful += lua_toboolean(L, 1) ? 1 : (loop->graceful > 0 ? -1 : 0);
+  return 0;
+}
+
+/* stopping() -> true once a graceful SIGINT was seen: take no new work */
+static int l_stopping(lua_State *L) {
+  pacer_loop *loop = loop_get(L);
+  lua_pushboolean(L, loop->stopping || loop->interrupted);
+  return 1;
+}
+
 static int l_current(lua_State *L) {
   task *t = task_current(L);
   if (!t || t->anchor == LUA_NOREF) return 0;
@@ -384,9 +399,10 @@ int luaopen_pacer_task(lua_State *L) {
   static const luaL_Reg methods[] = {
       {"wait", task_wait}, {"status", task_status}, {"traceback", task_traceback}, {NULL, NULL}};
   static const luaL_Reg meta[] = {{"__gc", task_gc}, {"__tostring", task_tostring}, {NULL, NULL}};
-  static const luaL_Reg funcs[] = {{"spawn", l_spawn}, {"sleep", l_sleep},           {"now", l_now},
-                                   {"wall", l_wall},   {"current", l_current},       {"suspend", l_suspend},
-                                   {"wake", l_wake},   {"yield_mark", l_yield_mark}, {NULL, NULL}};
+  static const luaL_Reg funcs[] = {
+      {"spawn", l_spawn},       {"sleep", l_sleep},       {"now", l_now},   {"wall", l_wall},
+      {"current", l_current},   {"suspend", l_suspend},   {"wake", l_wake}, {"yield_mark", l_yield_mark},
+      {"graceful", l_graceful}, {"stopping", l_stopping}, {NULL, NULL}};
   luaL_newmetatable(L, PACER_TASK);
   luaL_setfuncs(L, meta, 0);
   luaL_newlib(L, methods);

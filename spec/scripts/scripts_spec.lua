@@ -47,3 +47,65 @@ describe("scripts/", function()
     assert.matches("paced +[%d.]+s +200 attempts +0 429s", out)
   end)
 end)
+
+describe("scripts/sms_job.lua", function()
+  local function tmpdir()
+    local d = os.tmpname()
+    os.remove(d)
+    os.execute("mkdir -p " .. d)
+    return d
+  end
+  local script = assert(io.open("scripts/sms_job.lua")):read("a")
+  local pwd = io.popen("pwd")
+  local cwd = pwd:read("l")
+  pwd:close()
+  local abs = cwd .. "/scripts/sms_job.lua"
+  local PACER = H.PACER:sub(1, 1) == "/" and H.PACER or cwd .. "/" .. H.PACER -- the jobs run elsewhere
+
+  it("is README's job script, as written, under 20 lines", function()
+    local readme = assert(H.read_file("README.md"))
+    local block = readme:match("\n## Jobs\n.-```lua\n(.-)```")
+    assert(block, "README has no ## Jobs section with a lua block")
+    assert.are.equal(script, block)
+    assert.is_true(select(2, script:gsub("\n", "")) < 20)
+  end)
+
+  it("sends the sample numbers once, writes their outcomes, and does nothing on a rerun", function()
+    local dir = tmpdir()
+    os.execute("cp scripts/numbers.csv " .. dir)
+    local out, code = H.sh(string.format("cd %s && RATE=50/s %s -q %s", dir, H.q(PACER), abs), 30)
+    assert.are.equal(0, code, out)
+    local got = {}
+    for l in io.lines(dir .. "/results.jsonl") do got[#got + 1] = pacer.json.decode(l).outcome end
+    assert.are.same({"done", "done", "done", "done", "duplicate", "done"}, got)
+    local _
+    _, code = H.sh(string.format("cd %s && RATE=50/s %s -q %s", dir, H.q(PACER), abs), 30)
+    assert.are.equal(0, code)
+    os.execute("rm -rf " .. dir)
+  end)
+
+  it("resumes after kill -9 against an API that honours the key: every number accepted once", function()
+    local dir = tmpdir()
+    local f = assert(io.open(dir .. "/numbers.csv", "w"))
+    f:write("phone,name\n")
+    for i = 1, 300 do f:write(string.format("+1555%07d,n%d\n", i, i)) end
+    f:close()
+    local mock = pacer.mock{rate = "1000/s"}
+    local env = string.format("cd %s && API_URL=%s/v2 RATE=200/s", dir, mock.url)
+    for _, t in ipairs{0.5, 0.9} do
+      H.sh(string.format("%s timeout -s KILL %.1f %s -q %s", env, t, H.q(PACER), abs), 10)
+    end
+    local _, code = H.sh(string.format("%s %s -q %s", env, H.q(PACER), abs), 30)
+    assert.are.equal(0, code)
+    local acc = {}
+    for _, r in ipairs(mock.requests) do
+      if r.path == "/v2/sms/send" and r.status == 200 and not r.replayed then
+        local to = pacer.json.decode(r.body).to
+        acc[to] = (acc[to] or 0) + 1
+      end
+    end
+    for i = 1, 300 do assert.are.equal(1, acc[string.format("+1555%07d", i)]) end
+    mock.close()
+    os.execute("rm -rf " .. dir)
+  end)
+end)

@@ -13,7 +13,8 @@ local Persisted = {}
 Persisted.__index = Persisted
 
 local dbs = {} -- path -> db, one handle per file
-local live = setmetatable({}, {__mode = "k"}) -- for the save at exit
+local live = {} -- for the save at exit: held strongly, or a limiter the script no longer
+-- references (a local of a finished main chunk) could be collected before exit, unsaved
 
 local function db_for(path)
   if not dbs[path] then

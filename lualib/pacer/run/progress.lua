@@ -1,6 +1,7 @@
 -- pacer.run.progress: one live status line on stderr for long jobs (at most 10 redraws a
 -- second), or a plain line every 5 s with --progress=plain; silent when stderr is not a
--- terminal, with --progress=off, or -q.
+-- terminal, with --progress=off, or -q. Done/total, the rate of the last 10 s, 429s,
+-- retries, failures, transfers in flight, and an ETA from the items left at that rate.
 local proc = require "pacer.c.proc"
 local http = require "pacer.c.http"
 local options = require "pacer.c.cmdline"
@@ -25,10 +26,34 @@ local function fmt_eta(s)
   return string.format("%ds", math.ceil(s))
 end
 
+-- Items per second now: over the last 10 s (a window kept in 1 s steps), else since the start.
+function Bar:rate(now)
+  local w = self.window
+  local last = w[#w]
+  if not last or now - last.t >= 1 then
+    w[#w + 1] = {t = now, done = self.done}
+    if #w > 11 then table.remove(w, 1) end
+  end
+  local first = w[1]
+  if now - first.t >= 2 then return (self.done - first.done) / (now - first.t) end
+  local elapsed = now - self.started
+  return elapsed > 0 and (self.done - self.done0) / elapsed or 0
+end
+
+-- The ETA: items left at the current pace; early on (under 2 s) the declared or learnt
+-- pace when the caller can tell it (o.pace() -> items/s).
+function Bar:eta(rate, now)
+  local left = self.total - self.done
+  if left <= 0 then return "0s" end
+  local pace = self.pace and now - self.started < 2 and self.pace() or nil
+  pace = pace or rate
+  return pace > 0 and fmt_eta(left / pace) or "--"
+end
+
 function Bar:line()
   local run = stats.run
-  local elapsed = task.now() - self.started
-  local rate = elapsed > 0 and self.done / elapsed or 0
+  local now = task.now()
+  local rate = self:rate(now)
   local parts = {}
   if self.total then
     parts[#parts + 1] = string.format("%s%d/%d %3d%%", self.label and (self.label .. " ") or "",
@@ -41,10 +66,7 @@ function Bar:line()
   parts[#parts + 1] = string.format("retries %d", run.retries)
   if self.failed > 0 then parts[#parts + 1] = string.format("failed %d", self.failed) end
   parts[#parts + 1] = string.format("in flight %d", http.inflight())
-  if self.total then
-    local left = self.total - self.done
-    parts[#parts + 1] = "ETA " .. (left == 0 and "0s" or rate > 0 and fmt_eta(left / rate) or "--")
-  end
+  if self.total then parts[#parts + 1] = "ETA " .. self:eta(rate, now) end
   return table.concat(parts, "  ")
 end
 
@@ -75,11 +97,12 @@ function Bar:finish()
   if self.mode ~= "off" then self:draw(true) end
 end
 
+-- {total=, label=, done = already done (a resumed job), pace = function() -> items/s | nil}
 function M.start(o)
   o = o or {}
   local now = task.now()
-  return setmetatable({total = o.total, label = o.label, done = 0, failed = 0, started = now,
-    drawn = now - 1, mode = o.mode or mode()}, Bar)
+  return setmetatable({total = o.total, label = o.label, done = o.done or 0, done0 = o.done or 0, failed = 0,
+    started = now, drawn = now - 1, mode = o.mode or mode(), pace = o.pace, window = {}}, Bar)
 end
 
 return M
