@@ -2,6 +2,7 @@
  * libevent (cb_* are called by libcurl, on_* by the loop, as in curl's hiperfifo.c).
  * The Lua layer (lualib/pacer/http/attempt.lua) decides what to send and what to retry. */
 #include "mod/http.h"
+#include "core/list.h"
 #include "sched/loop.h"
 #include "sched/task.h"
 #include <curl/curl.h>
@@ -18,8 +19,8 @@ typedef struct http_multi {
   pacer_loop *loop;
   CURLM *multi;
   struct event *timer;
-  struct transfer *transfers; /* in flight, for shutdown */
-  CURL *pool[POOL_MAX];       /* reset easy handles kept for reuse: init is not cheap */
+  list_node transfers;  /* in flight, for shutdown and inflight() */
+  CURL *pool[POOL_MAX]; /* reset easy handles kept for reuse: init is not cheap */
   int npool;
 } http_multi;
 
@@ -33,9 +34,9 @@ typedef struct transfer {
   struct curl_slist *headers;
   char *body, *head; /* response body; header lines of the last response */
   size_t body_len, body_cap, head_len, head_cap, max_body;
-  int too_large; /* TOO_LARGE_BODY or TOO_LARGE_HEADERS: we stopped the transfer */
-  int oom;       /* our own buffer could not grow */
-  struct transfer *prev, *next;
+  int too_large;  /* TOO_LARGE_BODY or TOO_LARGE_HEADERS: we stopped the transfer */
+  int oom;        /* our own buffer could not grow */
+  list_node link; /* on hm->transfers */
   char errbuf[CURL_ERROR_SIZE];
 } transfer;
 
@@ -112,6 +113,7 @@ static http_multi *multi_get(pacer_loop *loop) {
   http_multi *hm = calloc(1, sizeof *hm);
   if (!hm) return NULL;
   hm->loop = loop;
+  list_init(&hm->transfers);
   hm->multi = curl_multi_init();
   hm->timer = evtimer_new(loop->base, on_timeout, hm);
   if (!hm->multi || !hm->timer) {
@@ -142,11 +144,7 @@ static void transfer_free(transfer *tr) {
       curl_easy_cleanup(tr->easy);
     }
   }
-  if (tr->prev)
-    tr->prev->next = tr->next;
-  else if (tr->hm->transfers == tr)
-    tr->hm->transfers = tr->next;
-  if (tr->next) tr->next->prev = tr->prev;
+  list_remove(&tr->link);
   curl_slist_free_all(tr->headers);
   free(tr->body);
   free(tr->head);
@@ -445,9 +443,7 @@ static int l_http(lua_State *L) {
   tr->task = t;
   tr->max_body = (size_t)(max_body > 0 ? max_body : 1);
   tr->easy = hm->npool > 0 ? hm->pool[--hm->npool] : curl_easy_init();
-  tr->next = hm->transfers;
-  if (hm->transfers) hm->transfers->prev = tr;
-  hm->transfers = tr;
+  list_push(&hm->transfers, &tr->link);
   if (!tr->easy) {
     transfer_free(tr);
     return luaL_error(L, "pacer.http: out of memory");
@@ -516,7 +512,8 @@ static int l_http(lua_State *L) {
 void http_shutdown(pacer_loop *loop) {
   http_multi *hm = loop->http;
   if (!hm) return;
-  while (hm->transfers) transfer_free(hm->transfers);
+  list_node *n;
+  while ((n = list_first(&hm->transfers))) transfer_free(LIST_ENTRY(n, transfer, link));
   while (hm->npool > 0) curl_easy_cleanup(hm->pool[--hm->npool]);
   curl_multi_cleanup(hm->multi);
   event_free(hm->timer);
@@ -527,10 +524,7 @@ void http_shutdown(pacer_loop *loop) {
 /* Requests in flight (for progress lines). */
 static int l_inflight(lua_State *L) {
   pacer_loop *loop = loop_get(L);
-  int n = 0;
-  if (loop->http)
-    for (transfer *tr = loop->http->transfers; tr; tr = tr->next) n++;
-  lua_pushinteger(L, n);
+  lua_pushinteger(L, loop->http ? (lua_Integer)list_len(&loop->http->transfers) : 0);
   return 1;
 }
 

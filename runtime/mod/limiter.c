@@ -2,6 +2,7 @@
  * tasks FIFO; only the head waits on a timer, so thousands of waiters cost O(1) each
  * and a rate change takes effect at once. */
 #include "core/gcra.h"
+#include "core/list.h"
 #include "core/units.h"
 #include "sched/loop.h"
 #include "sched/task.h"
@@ -16,7 +17,7 @@
 typedef struct waiter {
   task *t;
   int64_t since;
-  struct waiter *next;
+  list_node link;
 } waiter;
 
 typedef struct limiter {
@@ -24,7 +25,7 @@ typedef struct limiter {
   gcra rules[MAX_RULES];
   double counts[MAX_RULES]; /* as declared, for rules() */
   int64_t periods[MAX_RULES];
-  waiter *head, *tail;
+  list_node waiters; /* FIFO of waiter */
   struct event *timer;
   pacer_loop *loop;
   int64_t waited_ns; /* total time tasks spent queued here */
@@ -62,15 +63,13 @@ static void on_slot(evutil_socket_t fd, short what, void *arg) {
   (void)fd, (void)what;
   limiter *lim = arg;
   int64_t now = loop_now_ns();
-  while (lim->head) {
+  while (!list_empty(&lim->waiters)) {
     int64_t w = wait_ns(lim, now);
     if (w > 0) {
       arm(lim, w);
       return;
     }
-    waiter *h = lim->head;
-    lim->head = h->next;
-    if (!lim->head) lim->tail = NULL;
+    waiter *h = LIST_ENTRY(list_pop(&lim->waiters), waiter, link);
     commit(lim, now);
     lim->waited_ns += now - h->since;
     lua_State *co = task_thread(h->t);
@@ -165,6 +164,7 @@ static int l_new(lua_State *L) {
   load_rules(L, &tmp, 1); /* may raise: nothing allocated yet */
   limiter *lim = lua_newuserdatauv(L, sizeof *lim, 0);
   *lim = tmp;
+  list_init(&lim->waiters);
   lim->loop = loop_get(L);
   lim->timer = NULL;
   luaL_setmetatable(L, PACER_LIMITER);
@@ -177,7 +177,7 @@ static int l_new(lua_State *L) {
 static int lim_acquire(lua_State *L) {
   limiter *lim = checklimiter(L, 1);
   int64_t now = loop_now_ns();
-  if (!lim->head && wait_ns(lim, now) == 0) {
+  if (list_empty(&lim->waiters) && wait_ns(lim, now) == 0) {
     commit(lim, now);
     lua_pushnumber(L, 0);
     return 1;
@@ -187,14 +187,8 @@ static int lim_acquire(lua_State *L) {
   if (!w) return luaL_error(L, "limiter:acquire: out of memory");
   w->t = t;
   w->since = now;
-  w->next = NULL;
-  if (lim->tail)
-    lim->tail->next = w;
-  else {
-    lim->head = w;
-    arm(lim, wait_ns(lim, now));
-  }
-  lim->tail = w;
+  if (list_empty(&lim->waiters)) arm(lim, wait_ns(lim, now)); /* only the head waits on the timer */
+  list_push(&lim->waiters, &w->link);
   return task_suspend(L);
 }
 
@@ -203,7 +197,7 @@ static int lim_try_acquire(lua_State *L) {
   limiter *lim = checklimiter(L, 1);
   int64_t now = loop_now_ns();
   int64_t w = wait_ns(lim, now);
-  if (!lim->head && w == 0) {
+  if (list_empty(&lim->waiters) && w == 0) {
     commit(lim, now);
     lua_pushboolean(L, 1);
     return 1;
@@ -241,7 +235,7 @@ static int lim_set_rate(lua_State *L) {
   lim->nrules = tmp.nrules;
   memcpy(lim->counts, tmp.counts, sizeof tmp.counts);
   memcpy(lim->periods, tmp.periods, sizeof tmp.periods);
-  if (lim->head) {
+  if (!list_empty(&lim->waiters)) {
     evtimer_del(lim->timer);
     arm(lim, wait_ns(lim, now));
   }
@@ -261,8 +255,7 @@ static int lim_state(lua_State *L) {
     double per_s = lim->counts[i] * 1e9 / (double)lim->periods[i];
     if (per_s < rate) rate = per_s;
   }
-  int waiting = 0;
-  for (waiter *w = lim->head; w; w = w->next) waiting++;
+  lua_Integer waiting = (lua_Integer)list_len(&lim->waiters);
   lua_createtable(L, 0, 6);
   lua_pushnumber(L, rate);
   lua_setfield(L, -2, "rate");
@@ -313,12 +306,8 @@ static int lim_gc(lua_State *L) {
   limiter *lim = checklimiter(L, 1);
   if (lim->timer) event_free(lim->timer);
   lim->timer = NULL;
-  while (lim->head) {
-    waiter *w = lim->head;
-    lim->head = w->next;
-    free(w);
-  }
-  lim->tail = NULL;
+  list_node *n;
+  while ((n = list_pop(&lim->waiters))) free(LIST_ENTRY(n, waiter, link));
   return 0;
 }
 

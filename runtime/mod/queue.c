@@ -2,6 +2,7 @@
  * Lua table by slot). pop() suspends while empty and push() while full; a push hands its
  * item straight to the longest-waiting pop. work(), retries and dead letters are Lua
  * (lualib/pacer/queue/memory.lua). */
+#include "core/list.h"
 #include "core/pqueue.h"
 #include "sched/loop.h"
 #include "sched/task.h"
@@ -15,7 +16,7 @@
 
 typedef struct qwaiter {
   task *t;
-  struct qwaiter *next;
+  list_node link;
 } qwaiter;
 
 typedef struct queue {
@@ -26,7 +27,7 @@ typedef struct queue {
   size_t capacity; /* 0: unbounded */
   int fail_when_full;
   int closed, live;
-  qwaiter *poppers, *poppers_tail, *pushers, *pushers_tail;
+  list_node poppers, pushers; /* FIFO of qwaiter: tasks waiting in pop() and push() */
   lua_Integer pushed, popped, max_len;
 } queue;
 
@@ -36,24 +37,20 @@ static queue *checkqueue(lua_State *L) {
   return q;
 }
 
-static int enqueue(qwaiter **head, qwaiter **tail, task *t) {
+/* Queues t at the end of a waiters list: 0, or -1 when out of memory. */
+static int enqueue(list_node *waiters, task *t) {
   qwaiter *w = malloc(sizeof *w);
   if (!w) return -1;
   w->t = t;
-  w->next = NULL;
-  if (*tail)
-    (*tail)->next = w;
-  else
-    *head = w;
-  *tail = w;
+  list_push(waiters, &w->link);
   return 0;
 }
 
-static task *dequeue(qwaiter **head, qwaiter **tail) {
-  qwaiter *w = *head;
-  if (!w) return NULL;
-  *head = w->next;
-  if (!*head) *tail = NULL;
+/* The longest-waiting task, taken off the list; NULL when none waits. */
+static task *dequeue(list_node *waiters) {
+  list_node *n = list_pop(waiters);
+  if (!n) return NULL;
+  qwaiter *w = LIST_ENTRY(n, qwaiter, link);
   task *t = w->t;
   free(w);
   return t;
@@ -93,7 +90,7 @@ static int push_k(lua_State *L, int status, lua_KContext ctx) {
   lua_settop(L, 3);
   double prio = luaL_optnumber(L, 3, DEFAULT_PRIORITY);
   if (q->closed) return luaL_error(L, "queue:push: the queue is closed");
-  task *popper = dequeue(&q->poppers, &q->poppers_tail);
+  task *popper = dequeue(&q->poppers);
   if (popper) { /* hand over: it never touches the heap */
     lua_State *co = task_thread(popper);
     lua_pushvalue(L, 2);
@@ -112,7 +109,7 @@ static int push_k(lua_State *L, int status, lua_KContext ctx) {
       return 2;
     }
     task *t = task_check_current(L, "queue:push");
-    if (enqueue(&q->pushers, &q->pushers_tail, t) < 0) return luaL_error(L, "queue:push: out of memory");
+    if (enqueue(&q->pushers, t) < 0) return luaL_error(L, "queue:push: out of memory");
     return task_suspendk(L, 0, push_k); /* woken by pop or close: try again */
   }
   uint32_t s = take_slot(q);
@@ -141,7 +138,7 @@ static int take(lua_State *L, queue *q) {
   lua_pushnumber(L, it.priority);
   give_slot(q, it.slot); /* on failure the slot is just not reused */
   q->popped++;
-  task *pusher = dequeue(&q->pushers, &q->pushers_tail);
+  task *pusher = dequeue(&q->pushers);
   if (pusher) task_wake(pusher, 0);
   return 2;
 }
@@ -153,7 +150,7 @@ static int queue_pop(lua_State *L) {
   if (take(L, q)) return 2;
   if (q->closed) return 0;
   task *t = task_check_current(L, "queue:pop");
-  if (enqueue(&q->poppers, &q->poppers_tail, t) < 0) return luaL_error(L, "queue:pop: out of memory");
+  if (enqueue(&q->poppers, t) < 0) return luaL_error(L, "queue:pop: out of memory");
   return task_suspend(L); /* push hands us (item, priority); close, nothing */
 }
 
@@ -169,8 +166,8 @@ static int queue_close(lua_State *L) {
   queue *q = checkqueue(L);
   q->closed = 1;
   task *t;
-  while ((t = dequeue(&q->poppers, &q->poppers_tail))) task_wake(t, 0);
-  while ((t = dequeue(&q->pushers, &q->pushers_tail))) task_wake(t, 0); /* they raise "closed" */
+  while ((t = dequeue(&q->poppers))) task_wake(t, 0);
+  while ((t = dequeue(&q->pushers))) task_wake(t, 0); /* they raise "closed" */
   return 0;
 }
 
@@ -189,12 +186,6 @@ static void set_int(lua_State *L, const char *k, lua_Integer v) {
   lua_setfield(L, -2, k);
 }
 
-static int count(qwaiter *w) {
-  int n = 0;
-  for (; w; w = w->next) n++;
-  return n;
-}
-
 /* q:stats() -> {len=, pushed=, popped=, max_len=, waiting_pop=, waiting_push=, capacity=} */
 static int queue_stats(lua_State *L) {
   queue *q = checkqueue(L);
@@ -203,8 +194,8 @@ static int queue_stats(lua_State *L) {
   set_int(L, "pushed", q->pushed);
   set_int(L, "popped", q->popped);
   set_int(L, "max_len", q->max_len);
-  set_int(L, "waiting_pop", count(q->poppers));
-  set_int(L, "waiting_push", count(q->pushers));
+  set_int(L, "waiting_pop", (lua_Integer)list_len(&q->poppers));
+  set_int(L, "waiting_push", (lua_Integer)list_len(&q->pushers));
   set_int(L, "capacity", (lua_Integer)q->capacity);
   lua_pushboolean(L, q->closed);
   lua_setfield(L, -2, "closed");
@@ -215,9 +206,9 @@ static int queue_gc(lua_State *L) {
   queue *q = luaL_checkudata(L, 1, PACER_QUEUE);
   if (!q->live) return 0;
   q->live = 0;
-  while (dequeue(&q->poppers, &q->poppers_tail)) {
+  while (dequeue(&q->poppers)) {
   }
-  while (dequeue(&q->pushers, &q->pushers_tail)) {
+  while (dequeue(&q->pushers)) {
   }
   pq_free(&q->pq);
   free(q->free_slots);
@@ -242,6 +233,8 @@ static int l_new(lua_State *L) {
   queue *q = lua_newuserdatauv(L, sizeof *q, 1);
   memset(q, 0, sizeof *q);
   pq_init(&q->pq);
+  list_init(&q->poppers);
+  list_init(&q->pushers);
   q->capacity = (size_t)cap;
   q->fail_when_full = strcmp(full, "error") == 0;
   q->live = 1;

@@ -1,6 +1,7 @@
 /* server.c: pacer.serve's C half, an HTTP/1.1 listener (keep-alive, pipelining-safe)
  * on libevent bufferevents with Node's http_parser. Each request runs the Lua handler
  * in its own task; oversized or malformed requests get 413/431/400 before any Lua runs. */
+#include "core/list.h"
 #include "core/reqparse.h"
 #include "sched/loop.h"
 #include "sched/task.h"
@@ -27,8 +28,8 @@ typedef struct conn conn;
 typedef struct server {
   pacer_loop *loop;
   struct evconnlistener *lis;
-  conn *conns;
-  int anchor; /* registry ref while open */
+  list_node conns; /* open connections */
+  int anchor;      /* registry ref while open */
   int port;
   size_t max_body, max_header_bytes;
   int max_headers;
@@ -47,7 +48,7 @@ struct conn {
   int expect_continue, busy, closing;
   srvreq *req;
   struct event *deadline; /* header timeout */
-  conn *prev, *next;
+  list_node link;         /* on srv->conns */
 };
 
 static const char *reason(int status) {
@@ -78,13 +79,8 @@ static const char *reason(int status) {
 }
 
 static void conn_free(conn *c) {
-  server *s = c->srv;
   if (c->req) c->req->c = NULL;
-  if (c->prev)
-    c->prev->next = c->next;
-  else if (s->conns == c)
-    s->conns = c->next;
-  if (c->next) c->next->prev = c->prev;
+  list_remove(&c->link);
   if (c->deadline) event_free(c->deadline);
   bufferevent_free(c->bev);
   reqparse_free(&c->rp);
@@ -282,9 +278,7 @@ static void on_accept(struct evconnlistener *lis, evutil_socket_t fd, struct soc
   c->rp.max_body = s->max_body;
   c->rp.max_header_bytes = s->max_header_bytes;
   c->rp.max_headers = s->max_headers;
-  c->next = s->conns;
-  if (s->conns) s->conns->prev = c;
-  s->conns = c;
+  list_push(&s->conns, &c->link);
   struct timeval idle = seconds_tv(s->idle_timeout);
   bufferevent_set_timeouts(c->bev, &idle, NULL);
   bufferevent_setcb(c->bev, on_read, NULL, on_event, c);
@@ -463,7 +457,8 @@ static int srv_close(lua_State *L) {
     evconnlistener_free(s->lis);
     s->lis = NULL;
   }
-  while (s->conns) conn_free(s->conns);
+  list_node *n;
+  while ((n = list_first(&s->conns))) conn_free(LIST_ENTRY(n, conn, link));
   if (s->anchor != LUA_NOREF) {
     luaL_unref(L, LUA_REGISTRYINDEX, s->anchor);
     s->anchor = LUA_NOREF;
@@ -510,6 +505,7 @@ static int l_listen(lua_State *L) {
 
   server *s = lua_newuserdatauv(L, sizeof *s, 1);
   memset(s, 0, sizeof *s);
+  list_init(&s->conns);
   s->anchor = LUA_NOREF;
   s->loop = loop_get(L);
   s->max_body = (size_t)max_body;

@@ -52,6 +52,7 @@ pacer_loop *loop_new(lua_State *L) {
   event_config_free(cfg);
   if (!loop->base) goto fail;
   loop->L = L;
+  list_init(&loop->ready);
   loop->ready_ev = event_new(loop->base, -1, 0, task_run_ready, loop);
   loop->sigint_ev = evsignal_new(loop->base, SIGINT, on_sigint, loop);
   if (!loop->ready_ev || !loop->sigint_ev) goto fail;
@@ -81,7 +82,7 @@ int loop_run(pacer_loop *loop, int (*done)(void *), void *arg) {
    * (libevent counts an active event as added too, hence the difference) */
   int idle = pending(loop);
   while (!loop->interrupted && !done(arg)) {
-    if (!loop->ready_head && pending(loop) <= idle)
+    if (list_empty(&loop->ready) && pending(loop) <= idle)
       break; /* no timer, transfer, listener or ready task can wake anyone: a deadlock */
     if (event_base_loop(loop->base, EVLOOP_ONCE) < 0) break;
   }

@@ -3,6 +3,7 @@
  * from any Lua thread through the main state's extra space. */
 #ifndef PACER_LOOP_H
 #define PACER_LOOP_H
+#include "core/list.h"
 #include <lua.h>
 #include <stdint.h>
 
@@ -13,11 +14,10 @@ struct http_multi;
 
 typedef struct pacer_loop {
   struct event_base *base;
-  lua_State *L;            /* main state */
-  struct task *current;    /* the task being resumed, or NULL */
-  struct task *ready_head; /* tasks to resume on the next turn of the loop */
-  struct task *ready_tail;
-  struct event *ready_ev; /* made active while ready_head is not empty */
+  lua_State *L;           /* main state */
+  struct task *current;   /* the task being resumed, or NULL */
+  list_node ready;        /* tasks to resume on the next turn of the loop, in order */
+  struct event *ready_ev; /* made active while `ready` is not empty */
   struct event *sigint_ev;
   int live;                                 /* tasks started and not finished */
   int failed;                               /* tasks that died with an error nobody waited for */

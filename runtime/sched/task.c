@@ -15,11 +15,10 @@ struct task {
   pacer_loop *loop;
   int anchor; /* registry ref to the userdata while unfinished */
   int state;
-  int nargs;  /* wake-up values waiting on co's stack */
-  int queued; /* on the ready list */
-  task *next_ready;
-  task *waiters; /* tasks blocked in wait() on this one */
-  task *next_waiter;
+  int nargs;           /* wake-up values waiting on co's stack */
+  list_node ready;     /* on the loop's ready list while queued */
+  list_node waiters;   /* tasks blocked in wait() on this one, in arrival order */
+  list_node waiting;   /* on another task's waiters while in wait() */
   struct event *timer; /* pacer.sleep */
 };
 
@@ -60,17 +59,15 @@ lua_State *task_thread(task *t) {
   return t->co;
 }
 
+static int queued(const task *t) {
+  return !list_empty(&t->ready);
+}
+
 void task_wake(task *t, int nargs) {
   pacer_loop *loop = t->loop;
   t->nargs += nargs;
-  if (t->queued) return;
-  t->queued = 1;
-  t->next_ready = NULL;
-  if (loop->ready_tail)
-    loop->ready_tail->next_ready = t;
-  else
-    loop->ready_head = t;
-  loop->ready_tail = t;
+  if (queued(t)) return;
+  list_push(&loop->ready, &t->ready);
   event_active(loop->ready_ev, EV_TIMEOUT, 0);
 }
 
@@ -102,9 +99,9 @@ void task_push_results(lua_State *L, task *t) {
 static int wake_waiters(lua_State *L, task *t) {
   int woken = 0;
   lua_getiuservalue(L, -1, UV_RESULT); /* [ud, res] */
-  while (t->waiters) {
-    task *w = t->waiters;
-    t->waiters = w->next_waiter;
+  list_node *n;
+  while ((n = list_pop(&t->waiters))) {
+    task *w = LIST_ENTRY(n, task, waiting);
     lua_State *wc = w->co;
     lua_checkstack(wc, 8);
     if (t->state == TASK_DONE) {
@@ -198,16 +195,12 @@ void task_run_ready(int fd, short what, void *arg) {
   (void)fd, (void)what;
   pacer_loop *loop = arg;
   /* Only the tasks queued before this turn: I/O gets its turn between rounds. */
-  task *last = loop->ready_tail;
-  while (loop->ready_head) {
-    task *t = loop->ready_head;
-    loop->ready_head = t->next_ready;
-    if (!loop->ready_head) loop->ready_tail = NULL;
-    t->queued = 0;
-    resume(t);
-    if (t == last || loop->interrupted) break;
+  list_node *last = loop->ready.prev, *n;
+  while ((n = list_pop(&loop->ready))) {
+    resume(LIST_ENTRY(n, task, ready));
+    if (n == last || loop->interrupted) break;
   }
-  if (loop->ready_head) event_active(loop->ready_ev, EV_TIMEOUT, 0);
+  if (!list_empty(&loop->ready)) event_active(loop->ready_ev, EV_TIMEOUT, 0);
 }
 
 task *task_spawn(lua_State *L, int nargs) {
@@ -219,9 +212,9 @@ task *task_spawn(lua_State *L, int nargs) {
   t->anchor = LUA_NOREF;
   t->state = TASK_LIVE;
   t->nargs = nargs;
-  t->queued = 0;
-  t->next_ready = NULL;
-  t->waiters = t->next_waiter = NULL;
+  list_init(&t->ready);
+  list_init(&t->waiters);
+  list_init(&t->waiting);
   t->timer = NULL;
   luaL_setmetatable(L, PACER_TASK);
   lua_State *co = lua_newthread(L); /* [fn, args..., ud, co] */
@@ -249,8 +242,7 @@ static int task_wait(lua_State *L) {
   if (t->state == TASK_LIVE) {
     task *me = task_check_current(L, "task:wait");
     if (me == t) return luaL_error(L, "task:wait: a task cannot wait for itself");
-    me->next_waiter = t->waiters;
-    t->waiters = me;
+    list_push(&t->waiters, &me->waiting);
     return task_suspend(L);
   }
   lua_getiuservalue(L, 1, UV_RESULT);
@@ -293,6 +285,8 @@ static int task_tostring(lua_State *L) {
 
 static int task_gc(lua_State *L) {
   task *t = checktask(L, 1);
+  list_remove(&t->ready); /* never left on a list once collected (lua_close) */
+  list_remove(&t->waiting);
   if (t->timer) {
     event_free(t->timer);
     t->timer = NULL;
@@ -380,7 +374,7 @@ static int l_suspend(lua_State *L) {
 static int l_wake(lua_State *L) {
   task *t = checktask(L, 1);
   if (t->state != TASK_LIVE) return luaL_error(L, "pacer.wake: task has finished");
-  if (t->queued || t == task_current(L)) return luaL_error(L, "pacer.wake: task is not suspended");
+  if (queued(t) || t == task_current(L)) return luaL_error(L, "pacer.wake: task is not suspended");
   if (t->timer && evtimer_pending(t->timer, NULL)) evtimer_del(t->timer); /* cuts a sleep short */
   int n = lua_gettop(L) - 1;
   luaL_checkstack(t->co, n, "too many values");
