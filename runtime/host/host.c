@@ -2,6 +2,7 @@
  * chunk as a task on the loop, reports errors with a traceback, and tears down. */
 #include "host/host.h"
 #include "host/embed.h"
+#include "mod/bind.h"
 #include "mod/http.h"
 #include "sched/loop.h"
 #include "sched/task.h"
@@ -54,21 +55,14 @@ static void install_searcher(lua_State *L) {
   lua_pop(L, 2);
 }
 
-static void set_str(lua_State *L, const char *k, const char *v) {
-  if (!v) return;
-  lua_pushstring(L, v);
-  lua_setfield(L, -2, k);
-}
-
 /* package.loaded["pacer.c.cmdline"]: what the command line said, for the Lua layer. */
 static void publish_options(lua_State *L, const host_opts *o) {
   luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
   lua_createtable(L, 0, 6);
-  lua_pushinteger(L, o->quiet ? -1 : o->verbose);
-  lua_setfield(L, -2, "verbosity");
-  set_str(L, "events", o->events);
-  set_str(L, "stats", o->stats);
-  set_str(L, "progress", o->progress);
+  bind_set_int(L, "verbosity", o->quiet ? -1 : o->verbose);
+  bind_set_str(L, "events", o->events);
+  bind_set_str(L, "stats", o->stats);
+  bind_set_str(L, "progress", o->progress);
   lua_setfield(L, -2, "pacer.c.cmdline");
   lua_pop(L, 1);
 }

@@ -2,7 +2,7 @@
  * in a Lua table by slot). get/set/delete/lookup/stats/clear here; single-flight
  * fetch() is Lua (lualib/pacer/cache/memory.lua) over lookup() and set(). */
 #include "core/lru.h"
-#include "core/units.h"
+#include "mod/bind.h"
 #include "sched/loop.h"
 #include <lauxlib.h>
 #include <math.h>
@@ -60,21 +60,9 @@ static void reclaim(lua_State *L, cache *c, double t, int vals) {
   }
 }
 
-static double seconds(lua_State *L, int i, const char *what) {
-  if (lua_type(L, i) == LUA_TSTRING) {
-    int64_t ns;
-    const char *err = parse_duration(lua_tostring(L, i), &ns);
-    if (err) luaL_error(L, "%s: invalid duration '%s': %s", what, lua_tostring(L, i), err);
-    return (double)ns / 1e9;
-  }
-  double v = luaL_checknumber(L, i);
-  if (!(v >= 0)) luaL_error(L, "%s: a duration must not be negative", what);
-  return v;
-}
-
-/* A TTL: as seconds(), with 0 meaning no expiry. */
+/* A TTL: a duration, with 0 meaning no expiry. */
 static double ttl_seconds(lua_State *L, int i, const char *what) {
-  double v = seconds(L, i, what);
+  double v = bind_check_seconds(L, i, what);
   return v == 0 ? HUGE_VAL : v;
 }
 
@@ -143,7 +131,7 @@ static int cache_set(lua_State *L) {
   const char *key = checkkey(L, "set", &klen);
   luaL_checkany(L, 3);
   double ttl = lua_isnoneornil(L, 4) ? c->ttl : ttl_seconds(L, 4, "cache:set");
-  double stale = lua_isnoneornil(L, 5) ? c->stale : seconds(L, 5, "cache:set");
+  double stale = lua_isnoneornil(L, 5) ? c->stale : bind_check_seconds(L, 5, "cache:set");
   lua_Integer given = luaL_optinteger(L, 6, -1);
   lua_settop(L, 3);
   double t = now(L, c);
@@ -206,26 +194,21 @@ static int cache_clear(lua_State *L) {
   return 0;
 }
 
-static void set_int(lua_State *L, const char *k, lua_Integer v) {
-  lua_pushinteger(L, v);
-  lua_setfield(L, -2, k);
-}
-
 /* c:stats() -> {entries=, bytes=, hits=, misses=, sets=, evictions=, expirations=, ...} */
 static int cache_stats(lua_State *L) {
   cache *c = checkcache(L);
   lua_getiuservalue(L, 1, UV_VALUES);
   reclaim(L, c, now(L, c), lua_gettop(L));
   lua_createtable(L, 0, 9);
-  set_int(L, "entries", c->idx.count);
-  set_int(L, "bytes", (lua_Integer)c->idx.bytes);
-  set_int(L, "hits", c->hits);
-  set_int(L, "misses", c->misses);
-  set_int(L, "sets", c->sets);
-  set_int(L, "evictions", c->evictions);
-  set_int(L, "expirations", c->expirations);
-  set_int(L, "max_entries", (lua_Integer)c->max_entries);
-  set_int(L, "max_bytes", (lua_Integer)c->max_bytes);
+  bind_set_int(L, "entries", c->idx.count);
+  bind_set_int(L, "bytes", (lua_Integer)c->idx.bytes);
+  bind_set_int(L, "hits", c->hits);
+  bind_set_int(L, "misses", c->misses);
+  bind_set_int(L, "sets", c->sets);
+  bind_set_int(L, "evictions", c->evictions);
+  bind_set_int(L, "expirations", c->expirations);
+  bind_set_int(L, "max_entries", (lua_Integer)c->max_entries);
+  bind_set_int(L, "max_bytes", (lua_Integer)c->max_bytes);
   return 1;
 }
 
@@ -279,7 +262,7 @@ static int l_new(lua_State *L) {
   lua_getfield(L, 1, "ttl");
   double ttl = lua_isnil(L, -1) ? HUGE_VAL : ttl_seconds(L, lua_gettop(L), "pacer.cache: ttl");
   lua_getfield(L, 1, "stale_while_revalidate");
-  double stale = lua_isnil(L, -1) ? 0 : seconds(L, lua_gettop(L), "pacer.cache: stale_while_revalidate");
+  double stale = lua_isnil(L, -1) ? 0 : bind_check_seconds(L, lua_gettop(L), "pacer.cache: stale_while_revalidate");
   lua_getfield(L, 1, "clock");
   int has_clock = !lua_isnil(L, -1);
   if (has_clock) luaL_checktype(L, -1, LUA_TFUNCTION);
@@ -304,14 +287,8 @@ int luaopen_pacer_cache(lua_State *L) {
   static const luaL_Reg methods[] = {
       {"get", cache_get},     {"set", cache_set},     {"delete", cache_delete}, {"lookup", cache_lookup},
       {"stats", cache_stats}, {"clear", cache_clear}, {"count", cache_count},   {NULL, NULL}};
-  luaL_newmetatable(L, PACER_CACHE);
-  lua_pushcfunction(L, cache_gc);
-  lua_setfield(L, -2, "__gc");
-  lua_pushcfunction(L, cache_len);
-  lua_setfield(L, -2, "__len");
-  luaL_newlib(L, methods);
-  lua_setfield(L, -2, "__index");
-  lua_pop(L, 1);
+  static const luaL_Reg meta[] = {{"__gc", cache_gc}, {"__len", cache_len}, {NULL, NULL}};
+  bind_createmeta(L, PACER_CACHE, methods, meta);
   lua_pushcfunction(L, l_new);
   return 1;
 }

@@ -2,6 +2,7 @@
  * dates, quota headers. */
 #include "core/quota.h"
 #include "core/units.h"
+#include "mod/bind.h"
 #include "sched/loop.h"
 #include <lauxlib.h>
 #include <stdio.h>
@@ -85,11 +86,6 @@ static int leading_int(const char *v, int64_t *out) {
   return parse_quota_int(buf, out);
 }
 
-static void set_int(lua_State *L, const char *k, int64_t v) {
-  lua_pushinteger(L, v);
-  lua_setfield(L, -2, k);
-}
-
 static int64_t param(const sf_item *it, const char *key, int *found) {
   for (int i = 0; i < it->nparams; i++)
     if (strcmp(it->params[i].key, key) == 0) {
@@ -98,6 +94,34 @@ static int64_t param(const sf_item *it, const char *key, int *found) {
     }
   *found = 0;
   return 0;
+}
+
+/* One policy of the IETF fields: r and t from RateLimit, q and w from the RateLimit-Policy
+ * item of the same name. */
+typedef struct policy_view {
+  const char *name;
+  int has_r, has_t, has_q, has_w;
+  int64_t r, t, q, w;
+} policy_view;
+
+static policy_view view_of(const sf_item *item, const sf_item *pols, int np) {
+  policy_view v = {item->name, 0, 0, 0, 0, 0, 0, 0, 0};
+  v.r = param(item, "r", &v.has_r);
+  v.t = param(item, "t", &v.has_t);
+  for (int j = 0; j < np; j++)
+    if (strcmp(pols[j].name, item->name) == 0) {
+      v.q = param(&pols[j], "q", &v.has_q);
+      v.w = param(&pols[j], "w", &v.has_w);
+    }
+  return v;
+}
+
+/* remaining=, reset=, limit=, window= on the table at the top, for those present. */
+static void set_view(lua_State *L, const policy_view *v) {
+  if (v->has_r) bind_set_int(L, "remaining", v->r);
+  if (v->has_t) bind_set_int(L, "reset", v->t);
+  if (v->has_q) bind_set_int(L, "limit", v->q);
+  if (v->has_w) bind_set_int(L, "window", v->w);
 }
 
 /* The IETF structured fields: RateLimit-Policy gives quotas and windows, RateLimit the
@@ -113,66 +137,46 @@ static int structured(lua_State *L, const char *rl, const char *pol) {
       if (!items[i].has_value) continue;
       const char *k = items[i].name;
       if (!strcmp(k, "limit") || !strcmp(k, "remaining") || !strcmp(k, "reset")) {
-        set_int(L, k, items[i].value);
+        bind_set_int(L, k, items[i].value);
         any = 1;
       }
     }
     return any;
   }
-  double best = 2;
-  int found = 0;
+  policy_view views[8];
+  for (int i = 0; i < n; i++) views[i] = view_of(&items[i], pols, np);
   if (n > 1) { /* every policy, for pacing by the tightest: policies = {{name=, ...}} */
     lua_createtable(L, n, 0);
     for (int i = 0; i < n; i++) {
-      int has_r, has_t, has_q = 0, has_w = 0;
-      int64_t r = param(&items[i], "r", &has_r), t = param(&items[i], "t", &has_t), q = 0, w = 0;
-      for (int j = 0; j < np; j++)
-        if (strcmp(pols[j].name, items[i].name) == 0) {
-          q = param(&pols[j], "q", &has_q);
-          w = param(&pols[j], "w", &has_w);
-        }
       lua_createtable(L, 0, 5);
-      lua_pushstring(L, items[i].name);
-      lua_setfield(L, -2, "name");
-      if (has_r) set_int(L, "remaining", r);
-      if (has_t) set_int(L, "reset", t);
-      if (has_q) set_int(L, "limit", q);
-      if (has_w) set_int(L, "window", w);
+      bind_set_str(L, "name", views[i].name);
+      set_view(L, &views[i]);
       lua_rawseti(L, -2, i + 1);
     }
     lua_setfield(L, -2, "policies");
   }
+  int best = -1; /* the tightest: least remaining of its quota */
+  double best_ratio = 2;
   for (int i = 0; i < n; i++) {
-    int has_r, has_t, has_q = 0, has_w = 0;
-    int64_t r = param(&items[i], "r", &has_r), t = param(&items[i], "t", &has_t), q = 0, w = 0;
-    for (int j = 0; j < np; j++)
-      if (strcmp(pols[j].name, items[i].name) == 0) {
-        q = param(&pols[j], "q", &has_q);
-        w = param(&pols[j], "w", &has_w);
-      }
-    if (!has_r) continue;
-    double ratio = has_q && q > 0 ? (double)r / (double)q : (double)r / 1e18;
-    if (ratio < best) {
-      best = ratio;
-      found = 1;
-      set_int(L, "remaining", r);
-      if (has_t) set_int(L, "reset", t);
-      if (has_q) set_int(L, "limit", q);
-      if (has_w) set_int(L, "window", w);
-      lua_pushstring(L, items[i].name);
-      lua_setfield(L, -2, "policy");
-    }
+    const policy_view *v = &views[i];
+    if (!v->has_r) continue;
+    double ratio = v->has_q && v->q > 0 ? (double)v->r / (double)v->q : (double)v->r / 1e18;
+    if (ratio < best_ratio) best_ratio = ratio, best = i;
   }
-  if (!found && np > 0) { /* only the policy: the quota is known, usage not */
-    int has_q, has_w;
-    int64_t q = param(&pols[0], "q", &has_q), w = param(&pols[0], "w", &has_w);
-    if (has_q) set_int(L, "limit", q);
-    if (has_w) set_int(L, "window", w);
-    lua_pushstring(L, pols[0].name);
-    lua_setfield(L, -2, "policy");
-    found = has_q;
+  if (best >= 0) {
+    set_view(L, &views[best]);
+    bind_set_str(L, "policy", views[best].name);
+    return 1;
   }
-  return found;
+  if (np > 0) { /* only the policy: the quota is known, usage not */
+    policy_view v = {pols[0].name, 0, 0, 0, 0, 0, 0, 0, 0};
+    v.q = param(&pols[0], "q", &v.has_q);
+    v.w = param(&pols[0], "w", &v.has_w);
+    set_view(L, &v);
+    bind_set_str(L, "policy", v.name);
+    return v.has_q;
+  }
+  return 0;
 }
 
 /* parse_quota(headers [, now]) -> {limit=, remaining=, reset=, window=, policy=, used=,
@@ -193,28 +197,23 @@ static int l_parse_quota(lua_State *L) {
                *used = header(L, families[f][3]);
     int64_t v;
     double secs;
-    if (lim && leading_int(lim, &v) == 0) set_int(L, "limit", v), any = 1;
-    if (rem && leading_int(rem, &v) == 0) set_int(L, "remaining", v), any = 1;
+    if (lim && leading_int(lim, &v) == 0) bind_set_int(L, "limit", v), any = 1;
+    if (rem && leading_int(rem, &v) == 0) bind_set_int(L, "remaining", v), any = 1;
     if (rst && parse_quota_reset(rst, now, &secs) == 0) {
-      lua_pushnumber(L, secs);
-      lua_setfield(L, -2, "reset");
+      bind_set_num(L, "reset", secs);
       any = 1;
     }
-    if (used && leading_int(used, &v) == 0) set_int(L, "count", v);
+    if (used && leading_int(used, &v) == 0) bind_set_int(L, "count", v);
   }
   if (!any) return 0;
   const char *res = header(L, "x-ratelimit-resource");
-  if (res) {
-    lua_pushstring(L, res);
-    lua_setfield(L, -2, "resource");
-  }
+  bind_set_str(L, "resource", res);
   lua_getfield(L, -1, "limit");
   lua_getfield(L, -2, "remaining");
   if (lua_isinteger(L, -1) && lua_isinteger(L, -2) && lua_tointeger(L, -2) > 0) {
     double l = (double)lua_tointeger(L, -2), r = (double)lua_tointeger(L, -1);
     lua_pop(L, 2);
-    lua_pushnumber(L, r >= l ? 0 : (l - r) / l);
-    lua_setfield(L, -2, "used");
+    bind_set_num(L, "used", r >= l ? 0 : (l - r) / l);
   } else {
     lua_pop(L, 2);
   }

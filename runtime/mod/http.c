@@ -3,12 +3,14 @@
  * The Lua layer (lualib/pacer/http/attempt.lua) decides what to send and what to retry. */
 #include "mod/http.h"
 #include "core/list.h"
+#include "mod/bind.h"
 #include "sched/loop.h"
 #include "sched/task.h"
 #include <curl/curl.h>
 #include <errno.h>
 #include <event2/event.h>
 #include <lauxlib.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -102,7 +104,7 @@ static int cb_timer(CURLM *m, long timeout_ms, void *userp) {
     evtimer_del(hm->timer);
   } else {
     /* 0 means "soon, but not inside this callback" */
-    struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
+    struct timeval tv = bind_timeval_ns((int64_t)timeout_ms * 1000000);
     evtimer_add(hm->timer, &tv);
   }
   return 0;
@@ -225,12 +227,9 @@ static const char *error_kind(const transfer *tr, CURLcode c, long oserr) {
   }
 }
 
-/* Pushes the header block as a table with lower-cased names; repeats joined by ", ".
- * Repeats are gathered in lists and joined once at the end, so a hostile answer with
- * 50,000 copies of one header costs linear time, not quadratic. */
+/* Pushes the header block as a table with lower-cased names; repeats joined by ", ". */
 static void push_headers(lua_State *L, transfer *tr) {
-  lua_newtable(L); /* [t] */
-  lua_newtable(L); /* [t, repeats: name -> {v1, v2, ...}] */
+  bind_headers_begin(L);
   const char *p = tr->head, *end = tr->head + tr->head_len;
   while (p < end) {
     const char *eol = memchr(p, '\n', (size_t)(end - p));
@@ -239,61 +238,17 @@ static void push_headers(lua_State *L, transfer *tr) {
     if (line_end > p && line_end[-1] == '\r') line_end--;
     const char *colon = memchr(p, ':', (size_t)(line_end - p));
     if (colon && colon > p && strncmp(p, "HTTP/", 5) != 0) {
-      char name[256];
       size_t n = (size_t)(colon - p);
-      if (n > sizeof name) n = sizeof name; /* longer names are cut, not trusted */
-      for (size_t i = 0; i < n; i++) name[i] = (char)((p[i] >= 'A' && p[i] <= 'Z') ? p[i] + 32 : p[i]);
+      if (n > 256) n = 256; /* longer names are cut, not trusted */
       const char *v = colon + 1;
       while (v < line_end && (*v == ' ' || *v == '\t')) v++;
       const char *ve = line_end;
       while (ve > v && (ve[-1] == ' ' || ve[-1] == '\t')) ve--;
-      lua_pushlstring(L, name, n);            /* [t, rep, name] */
-      if (lua_rawget(L, -3) != LUA_TSTRING) { /* first: t[name] = v */
-        lua_pop(L, 1);
-        lua_pushlstring(L, name, n);
-        lua_pushlstring(L, v, (size_t)(ve - v));
-        lua_rawset(L, -4);
-      } else { /* a repeat: append to rep[name], which starts with the first value */
-        lua_pushlstring(L, name, n);
-        if (lua_rawget(L, -3) != LUA_TTABLE) { /* [t, rep, first, nil] */
-          lua_pop(L, 1);
-          lua_createtable(L, 4, 0);
-          lua_pushvalue(L, -2);
-          lua_rawseti(L, -2, 1);
-          lua_pushlstring(L, name, n);
-          lua_pushvalue(L, -2);
-          lua_rawset(L, -5); /* rep[name] = {first} */
-        }
-        lua_pushlstring(L, v, (size_t)(ve - v)); /* [t, rep, first, list, v] */
-        lua_rawseti(L, -2, (lua_Integer)lua_rawlen(L, -2) + 1);
-        lua_pop(L, 2);
-      }
+      bind_headers_add(L, p, n, v, (size_t)(ve - v));
     }
     p = next;
   }
-  int rep = lua_gettop(L), t = rep - 1;
-  lua_pushnil(L);            /* join each list once: t[name] = "v1, v2, ..." */
-  while (lua_next(L, rep)) { /* [t, rep, name, list] */
-    int list = lua_gettop(L);
-    lua_pushvalue(L, list - 1);
-    luaL_Buffer b;
-    luaL_buffinit(L, &b);
-    lua_Integer k = (lua_Integer)lua_rawlen(L, list);
-    for (lua_Integer i = 1; i <= k; i++) {
-      if (i > 1) luaL_addstring(&b, ", ");
-      lua_rawgeti(L, list, i);
-      luaL_addvalue(&b);
-    }
-    luaL_pushresult(&b); /* [t, rep, name, list, name, joined] */
-    lua_rawset(L, t);
-    lua_pop(L, 1);
-  }
-  lua_pop(L, 1); /* [t] */
-}
-
-static void set_num(lua_State *L, const char *k, double v) {
-  lua_pushnumber(L, v);
-  lua_setfield(L, -2, k);
+  bind_headers_end(L);
 }
 
 /* Pushes the outcome on the task's thread and queues it: status, headers, body, info
@@ -318,37 +273,33 @@ static void complete(transfer *tr, CURLcode code) {
     push_headers(L, tr);
     lua_pushlstring(L, tr->body ? tr->body : "", tr->body_len);
     lua_createtable(L, 0, 6);
-    set_num(L, "elapsed", (double)total / 1e6);
-    set_num(L, "ttfb", (double)ttfb / 1e6);
-    set_num(L, "connect", (double)conn / 1e6);
-    lua_pushboolean(L, nconnects == 0);
-    lua_setfield(L, -2, "reused");
-    lua_pushstring(L, version == CURL_HTTP_VERSION_2_0 ? "2" : version == CURL_HTTP_VERSION_1_0 ? "1.0" : "1.1");
-    lua_setfield(L, -2, "http_version");
+    bind_set_num(L, "elapsed", (double)total / 1e6);
+    bind_set_num(L, "ttfb", (double)ttfb / 1e6);
+    bind_set_num(L, "connect", (double)conn / 1e6);
+    bind_set_bool(L, "reused", nconnects == 0);
+    bind_set_str(L, "http_version",
+                 version == CURL_HTTP_VERSION_2_0   ? "2"
+                 : version == CURL_HTTP_VERSION_1_0 ? "1.0"
+                                                    : "1.1");
     n = 4;
   } else {
-    lua_pushnil(L);
-    lua_createtable(L, 0, 4);
     long oserr = 0;
     curl_easy_getinfo(tr->easy, CURLINFO_OS_ERRNO, &oserr);
-    lua_pushstring(L, error_kind(tr, code, oserr));
-    lua_setfield(L, -2, "kind");
+    char why[CURL_ERROR_SIZE + 64];
     if (tr->too_large == TOO_LARGE_BODY)
-      lua_pushfstring(L, "response body larger than max_body (%d bytes)", (int)tr->max_body);
+      snprintf(why, sizeof why, "response body larger than max_body (%d bytes)", (int)tr->max_body);
     else if (tr->too_large == TOO_LARGE_HEADERS)
-      lua_pushfstring(L, "response headers larger than %d KB", MAX_HEADERS / 1024);
+      snprintf(why, sizeof why, "response headers larger than %d KB", MAX_HEADERS / 1024);
     else if (code == CURLE_OUT_OF_MEMORY)
-      lua_pushliteral(L, "a response header line is larger than libcurl takes (100 KB)");
+      snprintf(why, sizeof why, "a response header line is larger than libcurl takes (100 KB)");
     else if (oserr == EMFILE || oserr == ENFILE)
-      lua_pushfstring(L, "out of file descriptors (%s): raise `ulimit -n` or lower the concurrency",
-                      strerror((int)oserr));
+      snprintf(why, sizeof why, "out of file descriptors (%s): raise `ulimit -n` or lower the concurrency",
+               strerror((int)oserr));
     else
-      lua_pushstring(L, tr->errbuf[0] ? tr->errbuf : curl_easy_strerror(code));
-    lua_setfield(L, -2, "message");
-    lua_pushboolean(L, reqbytes > 0); /* was any of the request written? */
-    lua_setfield(L, -2, "sent");
-    set_num(L, "elapsed", (double)total / 1e6);
-    n = 2;
+      snprintf(why, sizeof why, "%s", tr->errbuf[0] ? tr->errbuf : curl_easy_strerror(code));
+    n = bind_push_error(L, error_kind(tr, code, oserr), why);
+    bind_set_bool(L, "sent", reqbytes > 0); /* was any of the request written? */
+    bind_set_num(L, "elapsed", (double)total / 1e6);
   }
   task *t = tr->task;
   transfer_free(tr);
@@ -374,15 +325,10 @@ static long opt_ms(lua_State *L, const char *k, double def) {
   return (long)(v * 1000 + 0.5);
 }
 
+/* nil, {kind=, message=, sent = false}: a transfer that never started */
 static int fail_now(lua_State *L, const char *kind, const char *msg) {
-  lua_pushnil(L);
-  lua_createtable(L, 0, 3);
-  lua_pushstring(L, kind);
-  lua_setfield(L, -2, "kind");
-  lua_pushstring(L, msg);
-  lua_setfield(L, -2, "message");
-  lua_pushboolean(L, 0);
-  lua_setfield(L, -2, "sent");
+  bind_push_error(L, kind, msg);
+  bind_set_bool(L, "sent", 0);
   return 2;
 }
 

@@ -4,6 +4,7 @@
 #include "core/gcra.h"
 #include "core/list.h"
 #include "core/units.h"
+#include "mod/bind.h"
 #include "sched/loop.h"
 #include "sched/task.h"
 #include <event2/event.h>
@@ -51,9 +52,7 @@ static void commit(limiter *lim, int64_t now) {
 }
 
 static void arm(limiter *lim, int64_t ns) {
-  /* round up to the microsecond so the timer never fires before the slot */
-  int64_t us = (ns + 999) / 1000;
-  struct timeval tv = {(time_t)(us / 1000000), (suseconds_t)(us % 1000000)};
+  struct timeval tv = bind_timeval_ns(ns);       /* rounded up: never before the slot */
   event_base_update_cache_time(lim->loop->base); /* count from now, not from the turn's start */
   evtimer_add(lim->timer, &tv);
 }
@@ -257,18 +256,12 @@ static int lim_state(lua_State *L) {
   }
   lua_Integer waiting = (lua_Integer)list_len(&lim->waiters);
   lua_createtable(L, 0, 6);
-  lua_pushnumber(L, rate);
-  lua_setfield(L, -2, "rate");
-  lua_pushinteger(L, remaining);
-  lua_setfield(L, -2, "remaining");
-  lua_pushnumber(L, (double)reset / 1e9);
-  lua_setfield(L, -2, "reset");
-  lua_pushinteger(L, waiting);
-  lua_setfield(L, -2, "waiting");
-  lua_pushnumber(L, (double)lim->waited_ns / 1e9);
-  lua_setfield(L, -2, "waited");
-  lua_pushinteger(L, lim->granted);
-  lua_setfield(L, -2, "granted");
+  bind_set_num(L, "rate", rate);
+  bind_set_int(L, "remaining", remaining);
+  bind_set_num(L, "reset", (double)reset / 1e9);
+  bind_set_int(L, "waiting", waiting);
+  bind_set_num(L, "waited", (double)lim->waited_ns / 1e9);
+  bind_set_int(L, "granted", lim->granted);
   return 1;
 }
 
@@ -326,11 +319,7 @@ int luaopen_pacer_limiter(lua_State *L) {
                                      {"restore", lim_restore},
                                      {NULL, NULL}};
   static const luaL_Reg meta[] = {{"__gc", lim_gc}, {"__tostring", lim_tostring}, {NULL, NULL}};
-  luaL_newmetatable(L, PACER_LIMITER);
-  luaL_setfuncs(L, meta, 0);
-  luaL_newlib(L, methods);
-  lua_setfield(L, -2, "__index");
-  lua_pop(L, 1);
+  bind_createmeta(L, PACER_LIMITER, methods, meta);
   lua_pushcfunction(L, l_new);
   return 1;
 }

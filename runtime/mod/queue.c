@@ -4,6 +4,7 @@
  * (lualib/pacer/queue/memory.lua). */
 #include "core/list.h"
 #include "core/pqueue.h"
+#include "mod/bind.h"
 #include "sched/loop.h"
 #include "sched/task.h"
 #include <lauxlib.h>
@@ -181,24 +182,18 @@ static int queue_closed(lua_State *L) {
   return 1;
 }
 
-static void set_int(lua_State *L, const char *k, lua_Integer v) {
-  lua_pushinteger(L, v);
-  lua_setfield(L, -2, k);
-}
-
 /* q:stats() -> {len=, pushed=, popped=, max_len=, waiting_pop=, waiting_push=, capacity=} */
 static int queue_stats(lua_State *L) {
   queue *q = checkqueue(L);
   lua_createtable(L, 0, 7);
-  set_int(L, "len", (lua_Integer)q->pq.len);
-  set_int(L, "pushed", q->pushed);
-  set_int(L, "popped", q->popped);
-  set_int(L, "max_len", q->max_len);
-  set_int(L, "waiting_pop", (lua_Integer)list_len(&q->poppers));
-  set_int(L, "waiting_push", (lua_Integer)list_len(&q->pushers));
-  set_int(L, "capacity", (lua_Integer)q->capacity);
-  lua_pushboolean(L, q->closed);
-  lua_setfield(L, -2, "closed");
+  bind_set_int(L, "len", (lua_Integer)q->pq.len);
+  bind_set_int(L, "pushed", q->pushed);
+  bind_set_int(L, "popped", q->popped);
+  bind_set_int(L, "max_len", q->max_len);
+  bind_set_int(L, "waiting_pop", (lua_Integer)list_len(&q->poppers));
+  bind_set_int(L, "waiting_push", (lua_Integer)list_len(&q->pushers));
+  bind_set_int(L, "capacity", (lua_Integer)q->capacity);
+  bind_set_bool(L, "closed", q->closed);
   return 1;
 }
 
@@ -248,14 +243,8 @@ int luaopen_pacer_queue(lua_State *L) {
   static const luaL_Reg methods[] = {{"push", queue_push},   {"pop", queue_pop}, {"try_pop", queue_try_pop},
                                      {"close", queue_close}, {"len", queue_len}, {"closed", queue_closed},
                                      {"stats", queue_stats}, {NULL, NULL}};
-  luaL_newmetatable(L, PACER_QUEUE);
-  lua_pushcfunction(L, queue_gc);
-  lua_setfield(L, -2, "__gc");
-  lua_pushcfunction(L, queue_len);
-  lua_setfield(L, -2, "__len");
-  luaL_newlib(L, methods);
-  lua_setfield(L, -2, "__index");
-  lua_pop(L, 1);
+  static const luaL_Reg meta[] = {{"__gc", queue_gc}, {"__len", queue_len}, {NULL, NULL}};
+  bind_createmeta(L, PACER_QUEUE, methods, meta);
   lua_pushcfunction(L, l_new);
   return 1;
 }

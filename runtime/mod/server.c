@@ -3,6 +3,7 @@
  * in its own task; oversized or malformed requests get 413/431/400 before any Lua runs. */
 #include "core/list.h"
 #include "core/reqparse.h"
+#include "mod/bind.h"
 #include "sched/loop.h"
 #include "sched/task.h"
 #include <arpa/inet.h>
@@ -138,18 +139,13 @@ static void send_error(conn *c, int status, const char *msg) {
   bufferevent_setcb(c->bev, NULL, on_error_written, NULL, c);
 }
 
-static struct timeval seconds_tv(double s) {
-  struct timeval tv = {(time_t)s, (suseconds_t)((s - (double)(time_t)s) * 1e6)};
-  return tv;
-}
-
 /* --- http_parser callbacks (the parsing and limits are in reqparse.c) --- */
 
 static int on_message_begin(http_parser *p) {
   conn *c = p->data;
   reqparse_begin(&c->rp);
   c->expect_continue = 0;
-  struct timeval tv = seconds_tv(c->srv->header_timeout);
+  struct timeval tv = bind_timeval(c->srv->header_timeout);
   evtimer_add(c->deadline, &tv);
   return 0;
 }
@@ -279,7 +275,7 @@ static void on_accept(struct evconnlistener *lis, evutil_socket_t fd, struct soc
   c->rp.max_header_bytes = s->max_header_bytes;
   c->rp.max_headers = s->max_headers;
   list_push(&s->conns, &c->link);
-  struct timeval idle = seconds_tv(s->idle_timeout);
+  struct timeval idle = bind_timeval(s->idle_timeout);
   bufferevent_set_timeouts(c->bev, &idle, NULL);
   bufferevent_setcb(c->bev, on_read, NULL, on_event, c);
   bufferevent_enable(c->bev, EV_READ | EV_WRITE);
@@ -295,37 +291,18 @@ static void dispatch(conn *c) {
   lua_getiuservalue(L, -1, 1);                  /* [srv, handler] */
   lua_remove(L, -2);
   lua_createtable(L, 0, 8); /* [handler, req] */
-  lua_pushstring(L, http_method_str((enum http_method)c->parser.method));
-  lua_setfield(L, -2, "method");
-  lua_pushlstring(L, c->rp.url.p ? c->rp.url.p : "/", c->rp.url.len);
-  lua_setfield(L, -2, "target");
+  bind_set_str(L, "method", http_method_str((enum http_method)c->parser.method));
   const char *u = c->rp.url.p ? c->rp.url.p : "/";
+  bind_set_lstr(L, "target", u, c->rp.url.len);
   const char *q = strchr(u, '?');
-  lua_pushlstring(L, u, q ? (size_t)(q - u) : strlen(u));
-  lua_setfield(L, -2, "path");
-  lua_pushstring(L, q ? q + 1 : "");
-  lua_setfield(L, -2, "query");
-  lua_newtable(L);
+  bind_set_lstr(L, "path", u, q ? (size_t)(q - u) : strlen(u));
+  bind_set_str(L, "query", q ? q + 1 : "");
+  bind_headers_begin(L);
   const char *h, *v;
-  for (size_t pos = 0; reqparse_header(&c->rp, &pos, &h, &v);) {
-    luaL_Buffer b;
-    luaL_buffinit(L, &b);
-    for (const char *k = h; *k; k++) luaL_addchar(&b, (char)((*k >= 'A' && *k <= 'Z') ? *k + 32 : *k));
-    luaL_pushresult(&b);
-    lua_pushvalue(L, -1);
-    if (lua_rawget(L, -3) == LUA_TSTRING) {
-      lua_pushliteral(L, ", ");
-      lua_pushstring(L, v);
-      lua_concat(L, 3);
-    } else {
-      lua_pop(L, 1);
-      lua_pushstring(L, v);
-    }
-    lua_rawset(L, -3);
-  }
+  for (size_t pos = 0; reqparse_header(&c->rp, &pos, &h, &v);) bind_headers_add(L, h, strlen(h), v, strlen(v));
+  bind_headers_end(L);
   lua_setfield(L, -2, "headers");
-  lua_pushlstring(L, c->rp.body.p ? c->rp.body.p : "", c->rp.body.len);
-  lua_setfield(L, -2, "body");
+  bind_set_lstr(L, "body", c->rp.body.p ? c->rp.body.p : "", c->rp.body.len);
   srvreq *r = lua_newuserdatauv(L, sizeof *r, 0); /* [handler, req, h] */
   r->c = c;
   c->req = r;
@@ -534,19 +511,10 @@ int luaopen_pacer_server(lua_State *L) {
   static const luaL_Reg srv_methods[] = {{"close", srv_close}, {"port", srv_port}, {NULL, NULL}};
   static const luaL_Reg req_methods[] = {
       {"respond", req_respond}, {"drop", req_drop}, {"answered", req_answered}, {NULL, NULL}};
-  luaL_newmetatable(L, PACER_SERVER);
-  lua_pushcfunction(L, srv_close);
-  lua_setfield(L, -2, "__gc");
-  lua_pushcfunction(L, srv_close);
-  lua_setfield(L, -2, "__close");
-  luaL_newlib(L, srv_methods);
-  lua_setfield(L, -2, "__index");
-  luaL_newmetatable(L, PACER_SRVREQ);
-  lua_pushcfunction(L, req_gc);
-  lua_setfield(L, -2, "__gc");
-  luaL_newlib(L, req_methods);
-  lua_setfield(L, -2, "__index");
-  lua_pop(L, 2);
+  static const luaL_Reg srv_meta[] = {{"__gc", srv_close}, {"__close", srv_close}, {NULL, NULL}};
+  static const luaL_Reg req_meta[] = {{"__gc", req_gc}, {NULL, NULL}};
+  bind_createmeta(L, PACER_SERVER, srv_methods, srv_meta);
+  bind_createmeta(L, PACER_SRVREQ, req_methods, req_meta);
   lua_pushcfunction(L, l_listen);
   return 1;
 }

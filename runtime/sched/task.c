@@ -1,7 +1,7 @@
 /* task.c: the task object (pacer.spawn, task:wait), the scheduler's resume step,
  * pacer.sleep / pacer.now, and the suspend/wake primitives the Lua layer builds on. */
 #include "sched/task.h"
-#include "core/units.h"
+#include "mod/bind.h"
 #include "sched/loop.h"
 #include <event2/event.h>
 #include <lauxlib.h>
@@ -299,24 +299,9 @@ static void on_sleep(evutil_socket_t fd, short what, void *arg) {
   task_wake(arg, 0);
 }
 
-static double check_lua_seconds(lua_State *L, int i, const char *what) {
-  if (lua_type(L, i) == LUA_TSTRING) {
-    int64_t ns;
-    const char *err = parse_duration(lua_tostring(L, i), &ns);
-    if (err) luaL_error(L, "%s: invalid duration '%s': %s", what, lua_tostring(L, i), err);
-    return (double)ns / 1e9;
-  }
-  if (!lua_isnumber(L, i))
-    luaL_error(L, "%s: expected a duration (seconds or a string like \"250ms\"), got %s", what, luaL_typename(L, i));
-  double s = lua_tonumber(L, i);
-  const char *why = check_seconds(s);
-  if (why) luaL_error(L, "%s: invalid duration %s: %s", what, lua_tostring(L, i), why);
-  return s;
-}
-
 /* pacer.sleep(seconds | "250ms"): yields; other tasks run. */
 static int l_sleep(lua_State *L) {
-  double s = check_lua_seconds(L, 1, "pacer.sleep");
+  double s = bind_check_seconds(L, 1, "pacer.sleep");
   task *t = task_check_current(L, "pacer.sleep");
   if (s <= 0) {
     task_wake(t, 0);
@@ -324,7 +309,7 @@ static int l_sleep(lua_State *L) {
   }
   if (!t->timer) t->timer = evtimer_new(t->loop->base, on_sleep, t);
   event_base_update_cache_time(t->loop->base); /* timers count from now, not from the turn's start */
-  struct timeval tv = {(time_t)s, (suseconds_t)((s - (double)(time_t)s) * 1e6)};
+  struct timeval tv = bind_timeval(s);
   evtimer_add(t->timer, &tv);
   return task_suspend(L);
 }
@@ -397,11 +382,7 @@ int luaopen_pacer_task(lua_State *L) {
       {"spawn", l_spawn},       {"sleep", l_sleep},       {"now", l_now},   {"wall", l_wall},
       {"current", l_current},   {"suspend", l_suspend},   {"wake", l_wake}, {"yield_mark", l_yield_mark},
       {"graceful", l_graceful}, {"stopping", l_stopping}, {NULL, NULL}};
-  luaL_newmetatable(L, PACER_TASK);
-  luaL_setfuncs(L, meta, 0);
-  luaL_newlib(L, methods);
-  lua_setfield(L, -2, "__index");
-  lua_pop(L, 1);
+  bind_createmeta(L, PACER_TASK, methods, meta);
   luaL_newlib(L, funcs);
   return 1;
 }

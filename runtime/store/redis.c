@@ -1,6 +1,7 @@
 /* redis.c: a Redis connection on the event loop (hiredis async + its libevent adapter):
  * conn:call(cmd, ...) suspends the calling task until the reply; nothing blocks. The
  * policies built on it (a shared GCRA limiter) are Lua: lualib/pacer/limiter/redis.lua and redis/conn.lua. */
+#include "mod/bind.h"
 #include "sched/loop.h"
 #include "sched/task.h"
 #include <hiredis/adapters/libevent.h>
@@ -155,12 +156,8 @@ static int l_connect(lua_State *L) {
 
 int luaopen_pacer_redis(lua_State *L) {
   static const luaL_Reg methods[] = {{"call", conn_call}, {"alive", conn_alive}, {"close", conn_close}, {NULL, NULL}};
-  luaL_newmetatable(L, PACER_REDIS);
-  lua_pushcfunction(L, conn_close);
-  lua_setfield(L, -2, "__gc");
-  luaL_newlib(L, methods);
-  lua_setfield(L, -2, "__index");
-  lua_pop(L, 1);
+  static const luaL_Reg meta[] = {{"__gc", conn_close}, {NULL, NULL}};
+  bind_createmeta(L, PACER_REDIS, methods, meta);
   lua_pushcfunction(L, l_connect);
   return 1;
 }

@@ -2,6 +2,7 @@
  * http/cache_store.lua): db = open(path); db:exec(sql, ...) -> rows (a list of {column = value}) with `?` parameters
  * bound from the arguments; statements are prepared once and kept. SQLite calls are quick local file I/O, made on the
  * loop thread. */
+#include "mod/bind.h"
 #include <lauxlib.h>
 #include <sqlite3.h>
 #include <string.h>
@@ -146,14 +147,8 @@ static int l_open(lua_State *L) {
 int luaopen_pacer_sqlite(lua_State *L) {
   static const luaL_Reg methods[] = {
       {"exec", db_exec}, {"changes", db_changes}, {"last_id", db_last_id}, {"close", db_close}, {NULL, NULL}};
-  luaL_newmetatable(L, PACER_SQLITE);
-  lua_pushcfunction(L, db_close);
-  lua_setfield(L, -2, "__gc");
-  lua_pushcfunction(L, db_close);
-  lua_setfield(L, -2, "__close");
-  luaL_newlib(L, methods);
-  lua_setfield(L, -2, "__index");
-  lua_pop(L, 1);
+  static const luaL_Reg meta[] = {{"__gc", db_close}, {"__close", db_close}, {NULL, NULL}};
+  bind_createmeta(L, PACER_SQLITE, methods, meta);
   lua_pushcfunction(L, l_open);
   return 1;
 }

@@ -615,7 +615,7 @@ describe("pacer.cache errors", function()
 
   it("refuses a negative or unreadable ttl on set, storing nothing", function()
     local c = pacer.cache{}
-    assert.are.equal("cache:set: a duration must not be negative",
+    assert.are.equal("cache:set: invalid duration -1: must be between 0 and 1e9 seconds",
       message(function() return c:set("k", 1, -1) end))
     assert.are.equal("cache:set: invalid duration 'zz': expected a duration like 250ms, 30s, 5m, 1h "
       .. "or a number of seconds", message(function() return c:set("k", 1, "zz") end))
