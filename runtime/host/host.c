@@ -120,6 +120,7 @@ static int at_exit(lua_State *L, const char *how) {
 static int pmain(lua_State *L) {
   const host_opts *o = lua_touserdata(L, 1);
   pacer_loop *loop = loop_get(L);
+  loop_set_verbosity(loop, o->quiet ? -1 : o->verbose);
   luaL_openlibs(L);
   host_preload(L);
   install_searcher(L);

@@ -47,24 +47,43 @@ typedef struct sockctx {
 } sockctx;
 
 static void check_done(http_multi *hm);
+static void complete(transfer *tr, CURLcode code);
 
 /* --- libcurl <-> libevent glue --- */
 
+/* Every CURLMcode goes through here: OK is 0; anything else is logged as a warning
+ * naming the call, and returned. */
+static CURLMcode multi_check(http_multi *hm, CURLMcode mc, const char *what) {
+  if (mc != CURLM_OK) loop_log(hm->loop, PLOG_WARN, "libcurl: %s: %s", what, curl_multi_strerror(mc));
+  return mc;
+}
+
+/* Drives libcurl on a socket event or its timer, then hands finished transfers back.
+ * When libcurl itself fails (out of memory, an internal error, a socket callback that
+ * gave up), the transfers it did not finish are failed with its reason, so that no task
+ * waits forever on a multi handle in an unknown state; an unknown socket is only logged. */
+static void act(http_multi *hm, curl_socket_t s, int flags) {
+  int running;
+  CURLMcode mc = multi_check(hm, curl_multi_socket_action(hm->multi, s, flags, &running), "curl_multi_socket_action");
+  check_done(hm);
+  if (mc == CURLM_OK || mc == CURLM_BAD_SOCKET) return;
+  LIST_EACH(n, &hm->transfers) {
+    transfer *tr = LIST_ENTRY(n, transfer, link);
+    snprintf(tr->errbuf, sizeof tr->errbuf, "libcurl: %s", curl_multi_strerror(mc));
+    complete(tr, mc == CURLM_OUT_OF_MEMORY ? CURLE_OUT_OF_MEMORY : CURLE_ABORTED_BY_CALLBACK);
+  }
+}
+
 static void on_socket(evutil_socket_t fd, short what, void *arg) {
-  http_multi *hm = arg;
-  int running, flags = 0;
+  int flags = 0;
   if (what & EV_READ) flags |= CURL_CSELECT_IN;
   if (what & EV_WRITE) flags |= CURL_CSELECT_OUT;
-  curl_multi_socket_action(hm->multi, fd, flags, &running);
-  check_done(hm);
+  act(arg, fd, flags);
 }
 
 static void on_timeout(evutil_socket_t fd, short what, void *arg) {
   (void)fd, (void)what;
-  http_multi *hm = arg;
-  int running;
-  curl_multi_socket_action(hm->multi, CURL_SOCKET_TIMEOUT, 0, &running);
-  check_done(hm);
+  act(arg, CURL_SOCKET_TIMEOUT, 0);
 }
 
 static int cb_socket(CURL *e, curl_socket_t s, int what, void *userp, void *socketp) {
@@ -75,7 +94,7 @@ static int cb_socket(CURL *e, curl_socket_t s, int what, void *userp, void *sock
     if (sc) {
       event_free(sc->ev);
       free(sc);
-      curl_multi_assign(hm->multi, s, NULL);
+      multi_check(hm, curl_multi_assign(hm->multi, s, NULL), "curl_multi_assign");
     }
     return 0;
   }
@@ -84,11 +103,11 @@ static int cb_socket(CURL *e, curl_socket_t s, int what, void *userp, void *sock
     sc = calloc(1, sizeof *sc);
     if (!sc) return -1;
     sc->ev = event_new(hm->loop->base, s, kind, on_socket, hm);
-    if (!sc->ev) {
+    if (!sc->ev || multi_check(hm, curl_multi_assign(hm->multi, s, sc), "curl_multi_assign") != CURLM_OK) {
+      if (sc->ev) event_free(sc->ev);
       free(sc);
-      return -1;
+      return -1; /* libcurl fails the transfers on this socket */
     }
-    curl_multi_assign(hm->multi, s, sc);
   } else {
     event_del(sc->ev);
     event_assign(sc->ev, hm->loop->base, s, kind, on_socket, hm);
@@ -110,25 +129,32 @@ static int cb_timer(CURLM *m, long timeout_ms, void *userp) {
   return 0;
 }
 
-static http_multi *multi_get(pacer_loop *loop) {
+/* The loop's multi handle, made on first use; NULL with *why set when it cannot be. */
+static http_multi *multi_get(pacer_loop *loop, const char **why) {
   if (loop->http) return loop->http;
+  *why = "out of memory";
   http_multi *hm = calloc(1, sizeof *hm);
   if (!hm) return NULL;
   hm->loop = loop;
   list_init(&hm->transfers);
   hm->multi = curl_multi_init();
   hm->timer = evtimer_new(loop->base, on_timeout, hm);
-  if (!hm->multi || !hm->timer) {
+  CURLMcode mc = CURLM_OK;
+  if (hm->multi && hm->timer) {
+    if (mc == CURLM_OK) mc = curl_multi_setopt(hm->multi, CURLMOPT_SOCKETFUNCTION, cb_socket);
+    if (mc == CURLM_OK) mc = curl_multi_setopt(hm->multi, CURLMOPT_SOCKETDATA, hm);
+    if (mc == CURLM_OK) mc = curl_multi_setopt(hm->multi, CURLMOPT_TIMERFUNCTION, cb_timer);
+    if (mc == CURLM_OK) mc = curl_multi_setopt(hm->multi, CURLMOPT_TIMERDATA, hm);
+    if (mc != CURLM_OK) *why = curl_multi_strerror(mc);
+  }
+  if (!hm->multi || !hm->timer || mc != CURLM_OK) {
     if (hm->multi) curl_multi_cleanup(hm->multi);
     if (hm->timer) event_free(hm->timer);
     free(hm);
     return NULL;
   }
-  curl_multi_setopt(hm->multi, CURLMOPT_SOCKETFUNCTION, cb_socket);
-  curl_multi_setopt(hm->multi, CURLMOPT_SOCKETDATA, hm);
-  curl_multi_setopt(hm->multi, CURLMOPT_TIMERFUNCTION, cb_timer);
-  curl_multi_setopt(hm->multi, CURLMOPT_TIMERDATA, hm);
-  curl_multi_setopt(hm->multi, CURLMOPT_PIPELINING, CURLPIPE_MULTIPLEX);
+  /* HTTP/2 multiplexing only saves connections: without it transfers still work */
+  multi_check(hm, curl_multi_setopt(hm->multi, CURLMOPT_PIPELINING, CURLPIPE_MULTIPLEX), "CURLMOPT_PIPELINING");
   loop->http = hm;
   return hm;
 }
@@ -138,8 +164,10 @@ static http_multi *multi_get(pacer_loop *loop) {
 static void transfer_free(transfer *tr) {
   if (tr->easy) {
     http_multi *hm = tr->hm;
-    curl_multi_remove_handle(hm->multi, tr->easy);
-    if (hm->npool < POOL_MAX) {
+    /* a handle the multi would not let go of is not reused */
+    int removed =
+        multi_check(hm, curl_multi_remove_handle(hm->multi, tr->easy), "curl_multi_remove_handle") == CURLM_OK;
+    if (removed && hm->npool < POOL_MAX) {
       curl_easy_reset(tr->easy); /* keeps nothing of this request but reusable buffers */
       hm->pool[hm->npool++] = tr->easy;
     } else {
@@ -382,8 +410,10 @@ static int l_http(lua_State *L) {
   const char *bad = url_problem(url);
   if (bad) return fail_now(L, "url", bad);
 
-  http_multi *hm = multi_get(loop);
-  transfer *tr = hm ? calloc(1, sizeof *tr) : NULL;
+  const char *why = NULL;
+  http_multi *hm = multi_get(loop, &why);
+  if (!hm) return luaL_error(L, "pacer.http: cannot set up libcurl: %s", why);
+  transfer *tr = calloc(1, sizeof *tr);
   if (!tr) return luaL_error(L, "pacer.http: out of memory");
   tr->hm = hm;
   tr->task = t;
@@ -448,9 +478,12 @@ static int l_http(lua_State *L) {
   } else if (strcmp(method, "GET") != 0) {
     curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method);
   }
-  if (curl_multi_add_handle(hm->multi, e) != CURLM_OK) {
+  CURLMcode mc = curl_multi_add_handle(hm->multi, e);
+  if (mc != CURLM_OK) { /* a failure of the world (memory): an outcome, not a raise */
+    char msg[128];
+    snprintf(msg, sizeof msg, "libcurl: curl_multi_add_handle: %s", curl_multi_strerror(mc));
     transfer_free(tr);
-    return luaL_error(L, "pacer.http: cannot start the transfer");
+    return fail_now(L, mc == CURLM_OUT_OF_MEMORY ? "memory" : "other", msg);
   }
   return task_suspend(L);
 }
@@ -461,7 +494,7 @@ void http_shutdown(pacer_loop *loop) {
   list_node *n;
   while ((n = list_first(&hm->transfers))) transfer_free(LIST_ENTRY(n, transfer, link));
   while (hm->npool > 0) curl_easy_cleanup(hm->pool[--hm->npool]);
-  curl_multi_cleanup(hm->multi);
+  multi_check(hm, curl_multi_cleanup(hm->multi), "curl_multi_cleanup");
   event_free(hm->timer);
   free(hm);
   loop->http = NULL;

@@ -3,7 +3,10 @@
 #include "sched/task.h"
 #include <event2/event.h>
 #include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 pacer_loop *loop_get(lua_State *L) {
@@ -69,6 +72,26 @@ void loop_free(pacer_loop *loop) {
   if (loop->sigint_ev) event_free(loop->sigint_ev);
   if (loop->base) event_base_free(loop->base);
   free(loop);
+}
+
+void loop_set_verbosity(pacer_loop *loop, int verbosity) {
+  static const char *names[] = {"error", "warn", "info", "debug"};
+  const char *env = getenv("PACER_LOG");
+  for (int i = 0; env && i < 4; i++)
+    if (strcmp(env, names[i]) == 0) verbosity = i - 1;
+  loop->verbosity = verbosity;
+}
+
+void loop_log(pacer_loop *loop, int level, const char *fmt, ...) {
+  if (level > loop->verbosity) return;
+  static const char *tags[] = {"error: ", "warning: ", "", "debug: "};
+  char msg[512];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  fprintf(stderr, "pacer: %s%s\n", tags[level + 1], msg);
+  fflush(stderr);
 }
 
 static int pending(pacer_loop *loop) {

@@ -26,7 +26,11 @@ typedef struct pacer_loop {
   void (*sigint_hook)(struct pacer_loop *); /* the REPL's Ctrl-C, instead of ending the run */
   int graceful;                             /* > 0: a first SIGINT only asks the run to stop (jobs) */
   volatile int stopping;                    /* that first SIGINT was seen: the run ends with 130 */
+  int verbosity;                            /* PLOG_* level and below are printed */
 } pacer_loop;
+
+/* Log levels, as lualib/pacer/base/log.lua numbers them. */
+enum { PLOG_ERROR = -1, PLOG_WARN = 0, PLOG_INFO = 1, PLOG_DEBUG = 2 };
 
 /* Creates the loop and ties it to L (and every thread made from L later).
  * Returns NULL when the event base cannot be made. */
@@ -40,6 +44,13 @@ int64_t loop_now_ns(void);
 double loop_now(void);
 /* Wall-clock seconds since the epoch (for HTTP dates and quota resets). */
 double loop_wall(void);
+
+/* Sets the level from the command line's verbosity (-q: -1, -v: 1, -vv: 2), unless
+ * PACER_LOG names one (error, warn, info, debug), as log.lua does. */
+void loop_set_verbosity(pacer_loop *loop, int verbosity);
+/* Prints "pacer: warning: ..." (or error:, debug:; nothing for info) on stderr when the
+ * level is enabled: how C code that has no Lua caller (loop callbacks) reports. */
+void loop_log(pacer_loop *loop, int level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 /* Runs until `done()` says so, the loop runs dry, or SIGINT. Returns 0, or 130 on SIGINT.
  * While loop->graceful > 0 a first SIGINT only sets loop->stopping (the job finishes
