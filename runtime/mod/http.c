@@ -1,185 +1,19 @@
-/* http.c: one transfer per pacer.request attempt on a shared curl multi handle wired to
- * libevent (cb_* are called by libcurl, on_* by the loop, as in curl's hiperfifo.c).
- * The Lua layer (lualib/pacer/http/attempt.lua) decides what to send and what to retry. */
+/* http.c: pacer.c.http, one transfer per pacer.request attempt on the loop's multi handle
+ * (http_multi.c): the options it is set up from, the answer it collects, the outcome its
+ * task gets. The Lua layer (lualib/pacer/http/attempt.lua) decides what to send and what
+ * to retry. */
 #include "mod/http.h"
-#include "core/list.h"
 #include "mod/bind.h"
+#include "mod/http_multi.h"
 #include "sched/loop.h"
 #include "sched/task.h"
 #include <curl/curl.h>
 #include <errno.h>
-#include <event2/event.h>
 #include <lauxlib.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-
-#define POOL_MAX 64
-
-typedef struct http_multi {
-  pacer_loop *loop;
-  CURLM *multi;
-  struct event *timer;
-  list_node transfers;  /* in flight, for shutdown and inflight() */
-  CURL *pool[POOL_MAX]; /* reset easy handles kept for reuse: init is not cheap */
-  int npool;
-} http_multi;
-
-#define MAX_HEADERS (256 * 1024) /* a response's header block, all lines */
-enum { TOO_LARGE_BODY = 1, TOO_LARGE_HEADERS = 2 };
-
-typedef struct transfer {
-  CURL *easy;
-  task *task;
-  http_multi *hm;
-  struct curl_slist *headers;
-  char *body, *head; /* response body; header lines of the last response */
-  size_t body_len, body_cap, head_len, head_cap, max_body;
-  int too_large;  /* TOO_LARGE_BODY or TOO_LARGE_HEADERS: we stopped the transfer */
-  int oom;        /* our own buffer could not grow */
-  list_node link; /* on hm->transfers */
-  char errbuf[CURL_ERROR_SIZE];
-} transfer;
-
-typedef struct sockctx {
-  struct event *ev;
-} sockctx;
-
-static void check_done(http_multi *hm);
-static void complete(transfer *tr, CURLcode code);
-
-/* --- libcurl <-> libevent glue --- */
-
-/* Every CURLMcode goes through here: OK is 0; anything else is logged as a warning
- * naming the call, and returned. */
-static CURLMcode multi_check(http_multi *hm, CURLMcode mc, const char *what) {
-  if (mc != CURLM_OK) loop_log(hm->loop, PLOG_WARN, "libcurl: %s: %s", what, curl_multi_strerror(mc));
-  return mc;
-}
-
-/* Drives libcurl on a socket event or its timer, then hands finished transfers back.
- * When libcurl itself fails (out of memory, an internal error, a socket callback that
- * gave up), the transfers it did not finish are failed with its reason, so that no task
- * waits forever on a multi handle in an unknown state; an unknown socket is only logged. */
-static void act(http_multi *hm, curl_socket_t s, int flags) {
-  int running;
-  CURLMcode mc = multi_check(hm, curl_multi_socket_action(hm->multi, s, flags, &running), "curl_multi_socket_action");
-  check_done(hm);
-  if (mc == CURLM_OK || mc == CURLM_BAD_SOCKET) return;
-  LIST_EACH(n, &hm->transfers) {
-    transfer *tr = LIST_ENTRY(n, transfer, link);
-    snprintf(tr->errbuf, sizeof tr->errbuf, "libcurl: %s", curl_multi_strerror(mc));
-    complete(tr, mc == CURLM_OUT_OF_MEMORY ? CURLE_OUT_OF_MEMORY : CURLE_ABORTED_BY_CALLBACK);
-  }
-}
-
-static void on_socket(evutil_socket_t fd, short what, void *arg) {
-  int flags = 0;
-  if (what & EV_READ) flags |= CURL_CSELECT_IN;
-  if (what & EV_WRITE) flags |= CURL_CSELECT_OUT;
-  act(arg, fd, flags);
-}
-
-static void on_timeout(evutil_socket_t fd, short what, void *arg) {
-  (void)fd, (void)what;
-  act(arg, CURL_SOCKET_TIMEOUT, 0);
-}
-
-static int cb_socket(CURL *e, curl_socket_t s, int what, void *userp, void *socketp) {
-  (void)e;
-  http_multi *hm = userp;
-  sockctx *sc = socketp;
-  if (what == CURL_POLL_REMOVE) {
-    if (sc) {
-      event_free(sc->ev);
-      free(sc);
-      multi_check(hm, curl_multi_assign(hm->multi, s, NULL), "curl_multi_assign");
-    }
-    return 0;
-  }
-  short kind = EV_PERSIST | ((what & CURL_POLL_IN) ? EV_READ : 0) | ((what & CURL_POLL_OUT) ? EV_WRITE : 0);
-  if (!sc) {
-    sc = calloc(1, sizeof *sc);
-    if (!sc) return -1;
-    sc->ev = event_new(hm->loop->base, s, kind, on_socket, hm);
-    if (!sc->ev || multi_check(hm, curl_multi_assign(hm->multi, s, sc), "curl_multi_assign") != CURLM_OK) {
-      if (sc->ev) event_free(sc->ev);
-      free(sc);
-      return -1; /* libcurl fails the transfers on this socket */
-    }
-  } else {
-    event_del(sc->ev);
-    event_assign(sc->ev, hm->loop->base, s, kind, on_socket, hm);
-  }
-  event_add(sc->ev, NULL);
-  return 0;
-}
-
-static int cb_timer(CURLM *m, long timeout_ms, void *userp) {
-  (void)m;
-  http_multi *hm = userp;
-  if (timeout_ms < 0) {
-    evtimer_del(hm->timer);
-  } else {
-    /* 0 means "soon, but not inside this callback" */
-    struct timeval tv = bind_timeval_ns((int64_t)timeout_ms * 1000000);
-    evtimer_add(hm->timer, &tv);
-  }
-  return 0;
-}
-
-/* The loop's multi handle, made on first use; NULL with *why set when it cannot be. */
-static http_multi *multi_get(pacer_loop *loop, const char **why) {
-  if (loop->http) return loop->http;
-  *why = "out of memory";
-  http_multi *hm = calloc(1, sizeof *hm);
-  if (!hm) return NULL;
-  hm->loop = loop;
-  list_init(&hm->transfers);
-  hm->multi = curl_multi_init();
-  hm->timer = evtimer_new(loop->base, on_timeout, hm);
-  CURLMcode mc = CURLM_OK;
-  if (hm->multi && hm->timer) {
-    if (mc == CURLM_OK) mc = curl_multi_setopt(hm->multi, CURLMOPT_SOCKETFUNCTION, cb_socket);
-    if (mc == CURLM_OK) mc = curl_multi_setopt(hm->multi, CURLMOPT_SOCKETDATA, hm);
-    if (mc == CURLM_OK) mc = curl_multi_setopt(hm->multi, CURLMOPT_TIMERFUNCTION, cb_timer);
-    if (mc == CURLM_OK) mc = curl_multi_setopt(hm->multi, CURLMOPT_TIMERDATA, hm);
-    if (mc != CURLM_OK) *why = curl_multi_strerror(mc);
-  }
-  if (!hm->multi || !hm->timer || mc != CURLM_OK) {
-    if (hm->multi) curl_multi_cleanup(hm->multi);
-    if (hm->timer) event_free(hm->timer);
-    free(hm);
-    return NULL;
-  }
-  /* HTTP/2 multiplexing only saves connections: without it transfers still work */
-  multi_check(hm, curl_multi_setopt(hm->multi, CURLMOPT_PIPELINING, CURLPIPE_MULTIPLEX), "CURLMOPT_PIPELINING");
-  loop->http = hm;
-  return hm;
-}
-
-/* --- transfers --- */
-
-static void transfer_free(transfer *tr) {
-  if (tr->easy) {
-    http_multi *hm = tr->hm;
-    /* a handle the multi would not let go of is not reused */
-    int removed =
-        multi_check(hm, curl_multi_remove_handle(hm->multi, tr->easy), "curl_multi_remove_handle") == CURLM_OK;
-    if (removed && hm->npool < POOL_MAX) {
-      curl_easy_reset(tr->easy); /* keeps nothing of this request but reusable buffers */
-      hm->pool[hm->npool++] = tr->easy;
-    } else {
-      curl_easy_cleanup(tr->easy);
-    }
-  }
-  list_remove(&tr->link);
-  curl_slist_free_all(tr->headers);
-  free(tr->body);
-  free(tr->head);
-  free(tr);
-}
 
 static int grow(char **buf, size_t *cap, size_t need) {
   if (need <= *cap) return 0;
@@ -281,7 +115,7 @@ static void push_headers(lua_State *L, transfer *tr) {
 
 /* Pushes the outcome on the task's thread and queues it: status, headers, body, info
  * or nil, {kind=, message=, sent=}. */
-static void complete(transfer *tr, CURLcode code) {
+void http_transfer_complete(transfer *tr, CURLcode code) {
   lua_State *L = task_thread(tr->task);
   lua_checkstack(L, 8);
   curl_off_t total = 0, ttfb = 0, conn = 0, reqsize = 0;
@@ -330,19 +164,8 @@ static void complete(transfer *tr, CURLcode code) {
     bind_set_num(L, "elapsed", (double)total / 1e6);
   }
   task *t = tr->task;
-  transfer_free(tr);
+  http_transfer_free(tr);
   task_wake(t, n);
-}
-
-static void check_done(http_multi *hm) {
-  CURLMsg *msg;
-  int left;
-  while ((msg = curl_multi_info_read(hm->multi, &left))) {
-    if (msg->msg != CURLMSG_DONE) continue;
-    transfer *tr;
-    curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&tr);
-    complete(tr, msg->data.result);
-  }
 }
 
 static long opt_ms(lua_State *L, const char *k, double def) {
@@ -411,7 +234,7 @@ static int l_http(lua_State *L) {
   if (bad) return fail_now(L, "url", bad);
 
   const char *why = NULL;
-  http_multi *hm = multi_get(loop, &why);
+  http_multi *hm = http_multi_get(loop, &why);
   if (!hm) return luaL_error(L, "pacer.http: cannot set up libcurl: %s", why);
   transfer *tr = calloc(1, sizeof *tr);
   if (!tr) return luaL_error(L, "pacer.http: out of memory");
@@ -421,7 +244,7 @@ static int l_http(lua_State *L) {
   tr->easy = hm->npool > 0 ? hm->pool[--hm->npool] : curl_easy_init();
   list_push(&hm->transfers, &tr->link);
   if (!tr->easy) {
-    transfer_free(tr);
+    http_transfer_free(tr);
     return luaL_error(L, "pacer.http: out of memory");
   }
   /* Headers: collected before any raise can happen below this point. */
@@ -482,28 +305,15 @@ static int l_http(lua_State *L) {
   if (mc != CURLM_OK) { /* a failure of the world (memory): an outcome, not a raise */
     char msg[128];
     snprintf(msg, sizeof msg, "libcurl: curl_multi_add_handle: %s", curl_multi_strerror(mc));
-    transfer_free(tr);
+    http_transfer_free(tr);
     return fail_now(L, mc == CURLM_OUT_OF_MEMORY ? "memory" : "other", msg);
   }
   return task_suspend(L);
 }
 
-void http_shutdown(pacer_loop *loop) {
-  http_multi *hm = loop->http;
-  if (!hm) return;
-  list_node *n;
-  while ((n = list_first(&hm->transfers))) transfer_free(LIST_ENTRY(n, transfer, link));
-  while (hm->npool > 0) curl_easy_cleanup(hm->pool[--hm->npool]);
-  multi_check(hm, curl_multi_cleanup(hm->multi), "curl_multi_cleanup");
-  event_free(hm->timer);
-  free(hm);
-  loop->http = NULL;
-}
-
-/* Requests in flight (for progress lines). */
+/* inflight() -> requests in flight (for progress lines) */
 static int l_inflight(lua_State *L) {
-  pacer_loop *loop = loop_get(L);
-  lua_pushinteger(L, loop->http ? (lua_Integer)list_len(&loop->http->transfers) : 0);
+  lua_pushinteger(L, http_multi_inflight(loop_get(L)));
   return 1;
 }
 

@@ -1,0 +1,53 @@
+/* http_multi.h: the two halves of pacer.c.http. http_multi.c wires libcurl's multi
+ * socket API to the loop (cb_* are called by libcurl, on_* by the loop, as in curl's
+ * hiperfifo.c) and keeps the transfers in flight and a pool of easy handles; http.c is
+ * the Lua binding: it sets a transfer up from pacer.request's options, collects the
+ * answer and hands the outcome to the waiting task. */
+#ifndef PACER_HTTP_MULTI_H
+#define PACER_HTTP_MULTI_H
+#include "core/list.h"
+#include "sched/loop.h"
+#include "sched/task.h"
+#include <curl/curl.h>
+
+#define POOL_MAX 64
+
+typedef struct http_multi {
+  pacer_loop *loop;
+  CURLM *multi;
+  struct event *timer;
+  list_node transfers;  /* in flight, for shutdown and inflight() */
+  CURL *pool[POOL_MAX]; /* reset easy handles kept for reuse: init is not cheap */
+  int npool;
+} http_multi;
+
+#define MAX_HEADERS (256 * 1024) /* a response's header block, all lines */
+enum { TOO_LARGE_BODY = 1, TOO_LARGE_HEADERS = 2 };
+
+typedef struct transfer {
+  CURL *easy;
+  task *task;
+  http_multi *hm;
+  struct curl_slist *headers;
+  char *body, *head; /* response body; header lines of the last response */
+  size_t body_len, body_cap, head_len, head_cap, max_body;
+  int too_large;  /* TOO_LARGE_BODY or TOO_LARGE_HEADERS: we stopped the transfer */
+  int oom;        /* our own buffer could not grow */
+  list_node link; /* on hm->transfers */
+  char errbuf[CURL_ERROR_SIZE];
+} transfer;
+
+/* The loop's multi handle, made on first use; NULL with *why set when it cannot be. */
+http_multi *http_multi_get(pacer_loop *loop, const char **why);
+/* Every CURLMcode goes through here: CURLM_OK is quiet, anything else is logged as a
+ * warning naming the call. Returns mc. */
+CURLMcode http_multi_check(http_multi *hm, CURLMcode mc, const char *what);
+/* Takes the transfer off the multi handle and frees it; its easy handle goes back to the
+ * pool. Its task is not woken. */
+void http_transfer_free(transfer *tr);
+/* http.c: the transfer is over (code is libcurl's result): wakes its task with the
+ * outcome and frees the transfer. */
+void http_transfer_complete(transfer *tr, CURLcode code);
+/* Transfers in flight. */
+int http_multi_inflight(pacer_loop *loop);
+#endif
