@@ -58,6 +58,31 @@ static int has_nul(reqparse *r, const char *at, size_t n) {
   return memchr(at, 0, n) ? fail(r, 400, "NUL in a header") : 0;
 }
 
+/* tchar of RFC 9110 5.6.2: what a header name is made of. */
+static int is_tchar(unsigned char ch) {
+  return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+         (ch && strchr("!#$%&'*+-.^_`|~", ch));
+}
+
+static int bad_name(reqparse *r, const char *at, size_t n) {
+  for (size_t i = 0; i < n; i++)
+    if (!is_tchar((unsigned char)at[i])) return fail(r, 400, "invalid character in a header name");
+  return 0;
+}
+
+/* Checks the framing bytes [from, to): request line, headers, chunk-size lines and
+ * trailers (body data is not framing, see on_body). A LF must follow a CR, and no line
+ * may start with SP or HTAB (obs-fold: a header continued on the next line). */
+static int check_framing(reqparse *r, const char *from, const char *to) {
+  for (const char *p = from; p < to; p++) {
+    if (*p == '\n' && !r->last_cr) return fail(r, 400, "bare LF in the request framing");
+    if ((*p == ' ' || *p == '\t') && r->line_start) return fail(r, 400, "obsolete line folding in a header");
+    r->line_start = *p == '\n';
+    r->last_cr = *p == '\r';
+  }
+  return 0;
+}
+
 /* --- http_parser callbacks --- */
 
 static int on_message_begin(http_parser *p) {
@@ -77,6 +102,7 @@ static int on_url(http_parser *p, const char *at, size_t n) {
 
 static int on_header_field(http_parser *p, const char *at, size_t n) {
   reqparse *r = p->data;
+  if (bad_name(r, at, n)) return 1;  /* in trailers too: they are framing */
   if (r->phase != RP_HEAD) return 0; /* trailers of a chunked body: dropped, never stored */
   if (too_big_headers(r, n) || has_nul(r, at, n)) return 1;
   if (r->in_value || r->nheaders == 0) {                      /* a new header starts */
@@ -117,6 +143,9 @@ static int on_headers_complete(http_parser *p) {
 
 static int on_body(http_parser *p, const char *at, size_t n) {
   reqparse *r = p->data;
+  if (check_framing(r, r->scan, at)) return 1; /* what came before this data */
+  r->scan = at + n;
+  r->last_cr = r->line_start = 0;
   if (r->body.len + n > r->max_body) return fail(r, 413, "request body too large");
   return add(r, &r->body, at, n);
 }
@@ -154,12 +183,16 @@ rp_result reqparse_feed(reqparse *r, const char *data, size_t len, size_t *used)
   if (r->error_status) return RP_ERROR;
   if (r->phase == RP_DONE) return RP_REQUEST; /* not answered yet */
   if (len == 0) return RP_MORE;
+  r->scan = data;
   size_t n = http_parser_execute(&r->parser, &settings, data, len);
   enum http_errno err = HTTP_PARSER_ERRNO(&r->parser);
   if (err != HPE_OK && err != HPE_PAUSED)
     fail(r, 400, http_errno_description(err));
   else if (n == 0)
     fail(r, 400, "the parser made no progress"); /* never spin on such input */
+  else
+    check_framing(r, r->scan, data + n); /* before anyone sees the request */
+  r->scan = NULL;
   if (r->error_status) {
     *used = len;
     return RP_ERROR;

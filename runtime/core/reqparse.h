@@ -3,7 +3,12 @@
  * pairs, body) within its limits (header bytes, header count, body size), and pausing
  * at every complete request until it was answered. This is the one parser loop: the
  * listener (mod/server_io.c) and fuzz/fuzz_listener.c both drive reqparse_feed. No Lua,
- * no libevent, no I/O. */
+ * no libevent, no I/O.
+ * Framing is strict where http_parser (built lenient) is not, as RFC 9112 asks of a
+ * server: a header name must be a token (so "Content-Length : 5" is refused, not taken
+ * for a length), every line of the request line, headers, chunk sizes and trailers must
+ * end in CRLF (a bare LF is refused), and a line folded onto the previous header
+ * (obs-fold) is refused; each is a 400 before the request reaches anyone. */
 #ifndef PACER_REQPARSE_H
 #define PACER_REQPARSE_H
 #include <http_parser.h>
@@ -26,7 +31,9 @@ typedef struct reqparse {
   int error_status;       /* 400, 413 or 431 once the parse failed; the parser then stays failed */
   const char *error;      /* why, in a few words (static text) */
   int in_value, nheaders;
-  size_t header_bytes; /* URL + header names and values so far */
+  size_t header_bytes;     /* URL + header names and values so far */
+  const char *scan;        /* framing bytes of the current input before this were checked */
+  int last_cr, line_start; /* the last framing byte was CR; was the LF that ends a line */
   size_t max_body, max_header_bytes;
   int max_headers;
 } reqparse;
