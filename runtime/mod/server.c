@@ -6,10 +6,8 @@
 #include "mod/server.h"
 #include "mod/bind.h"
 #include "sched/task.h"
-#include <arpa/inet.h>
 #include <errno.h>
 #include <event2/buffer.h>
-#include <event2/listener.h>
 #include <lauxlib.h>
 #include <netdb.h>
 #include <stdio.h>
@@ -173,7 +171,8 @@ static double opt_num(lua_State *L, const char *k, double def) {
 }
 
 /* listen{host=, port=, handler=fn(req, h), max_body=, max_header_bytes=, max_headers=,
- *        header_timeout=, idle_timeout=} -> server (port via srv:port()) */
+ *        max_connections=, header_timeout=, body_timeout=, idle_timeout=}
+ * -> server (port via srv:port()) */
 static int l_listen(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
   lua_getfield(L, 1, "host");
@@ -185,7 +184,8 @@ static int l_listen(lua_State *L) {
   luaL_checktype(L, -1, LUA_TFUNCTION);
   double max_body = opt_num(L, "max_body", 1024 * 1024), max_hb = opt_num(L, "max_header_bytes", 16384),
          max_h = opt_num(L, "max_headers", 100), ht = opt_num(L, "header_timeout", 10),
-         it = opt_num(L, "idle_timeout", 60);
+         bt = opt_num(L, "body_timeout", 30), it = opt_num(L, "idle_timeout", 60),
+         max_c = opt_num(L, "max_connections", server_io_default_max_connections());
 
   struct addrinfo hints = {0}, *ai = NULL;
   hints.ai_family = AF_UNSPEC;
@@ -204,19 +204,16 @@ static int l_listen(lua_State *L) {
   s->max_body = (size_t)max_body;
   s->max_header_bytes = (size_t)max_hb;
   s->max_headers = (int)max_h;
+  s->max_connections = max_c > 1e9 ? 1000000000 : (int)max_c;
   s->header_timeout = ht;
+  s->body_timeout = bt;
   s->idle_timeout = it;
   luaL_setmetatable(L, PACER_SERVER);
   lua_pushvalue(L, 4);
   lua_setiuservalue(L, -2, 1);
-  int rc = server_io_listen(s, ai->ai_addr, (int)ai->ai_addrlen);
+  int rc = server_io_listen(s, ai->ai_addr, (int)ai->ai_addrlen, host);
   freeaddrinfo(ai);
   if (rc < 0) return luaL_error(L, "pacer.serve: cannot listen on %s:%d: %s", host, (int)port, strerror(errno));
-  struct sockaddr_storage ss;
-  socklen_t sl = sizeof ss;
-  getsockname(evconnlistener_get_fd(s->lis), (struct sockaddr *)&ss, &sl);
-  s->port =
-      ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port : ((struct sockaddr_in *)&ss)->sin_port);
   lua_pushvalue(L, -1);
   s->anchor = luaL_ref(L, LUA_REGISTRYINDEX); /* open servers live until closed */
   return 1;

@@ -21,11 +21,16 @@ typedef struct server {
   pacer_loop *loop;
   struct evconnlistener *lis;
   list_node conns; /* open connections */
-  int anchor;      /* registry ref while open */
+  int nconns;
+  int anchor; /* registry ref while open */
   int port;
+  char name[80]; /* "127.0.0.1:8080", for warnings */
   size_t max_body, max_header_bytes;
-  int max_headers;
-  double header_timeout, idle_timeout;
+  int max_headers, max_connections;
+  double header_timeout, body_timeout, idle_timeout;
+  int paused;               /* why accepting is off: PAUSE_* bits */
+  double cap_seen, fd_seen; /* when max_connections, an accept() failure last happened */
+  struct event *retry;      /* accepting again after running out of descriptors */
 } server;
 
 /* A request handed to Lua: the h of handler(req, h). */
@@ -39,13 +44,18 @@ struct conn {
   reqparse rp;            /* the request being read, and its limits */
   int closing;            /* an error answer or Connection: close is on its way out */
   int continued;          /* "100 Continue" was sent for the current request */
+  int timed;              /* the reqparse phase the deadline is armed for */
   srvreq *req;            /* the request Lua is answering, or NULL */
   struct event *deadline; /* header timeout, then the lingering close */
   list_node link;         /* on srv->conns */
 };
 
-/* Binds and listens on addr; 0, or -1 with errno set. */
-int server_io_listen(server *s, const struct sockaddr *addr, int addrlen);
+/* Binds and listens on addr, then sets s->port and s->name (host is for the name);
+ * 0, or -1 with errno set. */
+int server_io_listen(server *s, const struct sockaddr *addr, int addrlen, const char *host);
+/* max_connections when none is given: the soft RLIMIT_NOFILE less a reserve for the
+ * rest of the process (a quarter of it, at most 64), at most 65536. */
+int server_io_default_max_connections(void);
 /* Stops listening and closes every connection (idempotent). */
 void server_io_close(server *s);
 

@@ -137,8 +137,8 @@ describe("unknown option names", function()
 
   it("pacer.serve", function()
     local msg, full = message(function() local s = pacer.serve{routes = {}, max_bdy = 10}; return s end)
-    assert.are.equal("pacer.serve: unknown option 'max_bdy' (known: handler, header_timeout, host, idle_timeout, "
-      .. "max_body, max_header_bytes, max_headers, port, routes)", msg)
+    assert.are.equal("pacer.serve: unknown option 'max_bdy' (known: body_timeout, handler, header_timeout, host, "
+      .. "idle_timeout, max_body, max_connections, max_header_bytes, max_headers, port, routes)", msg)
     at_this_file(full)
   end)
 

@@ -346,8 +346,8 @@ describe("pacer.serve lifecycle and options", function()
 
   it("raises on bad options and bad route keys", function()
     assert.are.equal("pacer.serve: 'routes' or 'handler' is required", message(function() return pacer.serve{} end))
-    assert.are.equal("pacer.serve: unknown option 'prot' (known: handler, header_timeout, host, idle_timeout, "
-      .. "max_body, max_header_bytes, max_headers, port, routes)",
+    assert.are.equal("pacer.serve: unknown option 'prot' (known: body_timeout, handler, header_timeout, host, "
+      .. "idle_timeout, max_body, max_connections, max_header_bytes, max_headers, port, routes)",
       message(function() return pacer.serve{prot = 1, routes = {}} end))
     assert.are.equal("pacer.serve: route \"GET\" must look like \"GET /path\"",
       message(function() return pacer.serve{routes = {GET = function() end}} end))

@@ -14,8 +14,8 @@ local M = {}
 
 local SPEC = {
   host = "string", port = "integer", routes = "table", handler = "callable", max_body = "integer",
-  max_header_bytes = "integer", max_headers = "integer", header_timeout = "duration",
-  idle_timeout = "duration",
+  max_header_bytes = "integer", max_headers = "integer", max_connections = "integer",
+  header_timeout = "duration", body_timeout = "duration", idle_timeout = "duration",
 }
 
 local Request = {}
@@ -92,7 +92,7 @@ function M.serve(o)
   end
   local args = {handler = dispatch}
   for k, v in pairs(o) do if k ~= "routes" and k ~= "handler" then args[k] = v end end
-  for _, k in ipairs{"header_timeout", "idle_timeout"} do
+  for _, k in ipairs{"header_timeout", "body_timeout", "idle_timeout"} do
     if args[k] ~= nil then
       args[k] = opts.duration("pacer.serve", k, args[k])
       if args[k] <= 0 then opts.raise("pacer.serve: '%s' must be positive", k) end

@@ -4,6 +4,7 @@
 -- until INFO.stop exists or 60 s pass.
 local info, json = arg[1], arg[2]
 local o = json and pacer.json.decode(json) or {}
+for k, v in pairs(o) do o[k] = math.tointeger(v) or v end -- JSON numbers come back as floats
 o.routes = {
   ["GET /"] = function() return 200, "ok" end,
   ["GET /big"] = function() return 200, string.rep("b", 16 * 1024) end,
