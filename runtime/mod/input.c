@@ -9,6 +9,7 @@
  *   r:hash() -> hex SHA-256 of the bytes read so far;  r:close()
  *   input.stat(path) -> size, mtime | nil, err;  input.hash_file(path) -> hex | nil, err */
 #include "core/csv.h"
+#include "mod/bind.h"
 #include <errno.h>
 #include <lauxlib.h>
 #include <openssl/evp.h>
@@ -217,14 +218,8 @@ int luaopen_pacer_input(lua_State *L) {
   static const luaL_Reg methods[] = {
       {"next", reader_next}, {"hash", reader_hash}, {"mode", reader_mode}, {"close", reader_close}, {NULL, NULL}};
   static const luaL_Reg funcs[] = {{"open", l_open}, {"stat", l_stat}, {"hash_file", l_hash_file}, {NULL, NULL}};
-  luaL_newmetatable(L, PACER_INPUT);
-  lua_pushcfunction(L, reader_close);
-  lua_setfield(L, -2, "__gc");
-  lua_pushcfunction(L, reader_close);
-  lua_setfield(L, -2, "__close");
-  luaL_newlib(L, methods);
-  lua_setfield(L, -2, "__index");
-  lua_pop(L, 1);
+  static const luaL_Reg meta[] = {{"__gc", reader_close}, {"__close", reader_close}, {NULL, NULL}};
+  bind_createmeta(L, PACER_INPUT, methods, meta);
   luaL_newlib(L, funcs);
   return 1;
 }

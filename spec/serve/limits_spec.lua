@@ -118,21 +118,24 @@ describe("pacer.serve under hostile clients", function()
     assert.is_true(r.body_bytes_sent < 10, r.body_bytes_sent .. " bytes of body went in")
   end)
 
-  it("stops reading a client that pipelines and never reads: memory stays bounded", function()
+  -- Pipelines `n` GETs of `path` for up to 4 s without reading; returns the client's
+  -- result and how many MB the listener's resident memory grew meanwhile.
+  local function pipeline(path, n)
     local l = listener{}
-    -- 10,000 requests for 16 KiB each: 160 MB of answers if the listener kept reading
-    local r = json_of(H.sh(string.format("%s pipeline %d %d /big 4 10000", CLIENT, l.port, l.pid), 20))
+    local r = json_of(H.sh(string.format("%s pipeline %d %d %s 4 %d", CLIENT, l.port, l.pid, path, n), 20))
     l.stop()
-    local grew = (r.rss_max_kb - r.rss_before_kb) / 1024
+    return r, (r.rss_max_kb - r.rss_before_kb) / 1024
+  end
+
+  it("stops reading a client that pipelines and never reads: memory stays bounded", function()
+    -- 10,000 requests for 16 KiB each: 160 MB of answers if the listener kept reading
+    local _, grew = pipeline("/big", 10000)
     assert.is_true(grew < 16, string.format("the listener grew by %.1f MB", grew))
   end)
 
   it("stops reading a connection while its answer is pending: pipelined input stays in the kernel", function()
-    local l = listener{}
     -- GET /slow takes 2 s; 600,000 requests behind it are 20 MB if the listener read them
-    local r = json_of(H.sh(string.format("%s pipeline %d %d /slow 4 600000", CLIENT, l.port, l.pid), 20))
-    l.stop()
-    local grew = (r.rss_max_kb - r.rss_before_kb) / 1024
+    local r, grew = pipeline("/slow", 600000)
     assert.is_true(grew < 8, string.format("the listener grew by %.1f MB", grew))
     assert.is_true(r.queued_requests < 600000, "all of the input was taken")
   end)

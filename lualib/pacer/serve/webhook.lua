@@ -36,7 +36,8 @@ local function timestamp_problem(o)
   if ts ~= ts or ts == math.huge or ts == -math.huge then return "timestamp is not a finite number" end
   if o.tolerance == false then return nil end
   local now = o.now or os.time()
-  if not (math.abs(now - ts) <= o.tolerance) then
+  local age = math.abs(now - ts)
+  if age > o.tolerance or age ~= age then
     return string.format("timestamp outside the %gs tolerance (a replay?)", o.tolerance)
   end
   if o.payload and not o.payload:find(tostring(o.timestamp), 1, true) then

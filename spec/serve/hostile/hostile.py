@@ -81,20 +81,8 @@ def mode_drip(port, path, interval, maxtime):
             except (BrokenPipeError, ConnectionResetError):
                 closed = True
                 break
-        wait_until = time.monotonic() + interval
-        while time.monotonic() < wait_until:
-            r, _, _ = select.select([s], [], [], max(0.0, wait_until - time.monotonic()))
-            if not r:
-                break
-            try:
-                chunk = s.recv(65536)
-            except (ConnectionResetError, BlockingIOError):
-                closed = True
-                break
-            if not chunk:
-                closed = True
-                break
-            got += chunk
+        more, closed = read_until_close(s, time.monotonic() + interval)
+        got += more
     s.close()
     return {"elapsed": time.monotonic() - t0, "closed": closed, "body_bytes_sent": sent,
             "response": got.decode("latin-1")}
