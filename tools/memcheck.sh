@@ -26,7 +26,7 @@ $VG "$PACER" -q scripts/demo.lua 40 20 >"$log/demo.out" 2>"$log/demo.vg"
 check demo "$log/demo.vg"
 
 cat >"$log/slow.lua" <<'LUA'
-local mock = pacer.mock{rate = "5/s", latency = 5}
+local mock = pacer.mock{rate = "5/s", latency = 30}
 local api = pacer.client{base_url = mock.url, rate = "5/s"}
 pacer.each({1, 2, 3, 4, 5, 6, 7, 8}, function() return api:get("/v2/numbers") end)
 LUA
