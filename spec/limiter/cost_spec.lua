@@ -164,3 +164,25 @@ describe("cost, priority and deadline through a client", function()
     mock:close()
   end)
 end)
+
+describe("pacer.batch{cost = 'items'}", function()
+  it("charges one unit per item to the requests send() makes", function()
+    local mock = pacer.mock{rate = "1000/s"}
+    local api = pacer.client{base_url = mock.url .. "/v2", rate = "20/s", burst = 4, retry = false}
+    local b = pacer.batch{size = 4, interval = "50ms", cost = "items", send = function(items)
+      local res = api:post("/sms/send", {json = {to = "+15550100", message = "batch of " .. #items}})
+      local out = {}
+      for i = 1, #items do out[i] = res.status end
+      return out
+    end}
+    local tasks = {}
+    for i = 1, 8 do tasks[i] = pacer.spawn(function() return b:push(i) end) end
+    wait_all(tasks)
+    local t = {mock.requests[1].t, mock.requests[2].t}
+    mock:close()
+    -- two batches of 4: the second waits for 4 units at 20/s (200 ms)
+    assert.is_true(t[2] - t[1] >= 0.195, "gap " .. (t[2] - t[1]))
+    assert.are.equal("pacer.batch: 'cost' must be \"items\" (one unit per item), got \"rows\"",
+      (select(2, pcall(pacer.batch, {cost = "rows", send = print})):gsub("^[^:]+:%d+: ", "")))
+  end)
+end)

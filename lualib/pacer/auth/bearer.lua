@@ -7,6 +7,8 @@ local M = {}
 local Static = {}
 Static.__index = Static
 
+Static.__name = "pacer.auth" -- the REPL shows it by __tostring, never its fields
+
 function Static:header() return self.line end
 function Static:__tostring() return "pacer.auth." .. self.kind .. " (***)" end
 

@@ -14,6 +14,8 @@ local M = {}
 local Jwt = {}
 Jwt.__index = Jwt
 
+Jwt.__name = "pacer.auth" -- the REPL shows it by __tostring, never its fields
+
 local ALGS = {HS256 = "secret", RS256 = "RSA", ES256 = "EC"}
 
 local function read_key(where, path)

@@ -18,6 +18,8 @@ local M = {}
 local OAuth2 = {}
 OAuth2.__index = OAuth2
 
+OAuth2.__name = "pacer.auth" -- the REPL shows it by __tostring, never its fields
+
 function M.new(o)
   local where = "pacer.auth.oauth2"
   o = opts.check(where, o, {token_url = "string", client_id = "string", client_secret = "string", scope = "string",
