@@ -36,6 +36,7 @@ pacer.queue = require("pacer.queue").new
 pacer.job = require("pacer.job").new
 pacer.batch = require("pacer.run.batch").new
 pacer.alert = require "pacer.run.alert"
+pacer.auth = require "pacer.auth"
 pacer.every = require("pacer.run.schedule").every
 pacer.at = require("pacer.run.schedule").at
 pacer.random = require("pacer.base.rng").new

@@ -45,6 +45,16 @@ int64_t gcra_wait(const gcra *g, int64_t now) {
   return allowed_at > now ? allowed_at - now : 0;
 }
 
+int64_t gcra_wait_n(const gcra *g, int64_t now, int64_t n) {
+  if (n <= 1) return gcra_wait(g, now);
+  if (n > g->burst) return -1;
+  /* the n-th unit conforms when tat + (n - 1) * T - tau <= now (tat counted from now at
+   * the earliest: an idle rule holds at most `burst` units) */
+  int64_t base = g->tat > now ? g->tat : now;
+  int64_t allowed_at = base + (n - 1) * g->interval - g->tolerance;
+  return allowed_at > now ? allowed_at - now : 0;
+}
+
 void gcra_commit(gcra *g, int64_t now) {
   if (g->tat >= now) {
     g->tat += g->interval;
@@ -53,6 +63,11 @@ void gcra_commit(gcra *g, int64_t now) {
   } else {
     g->tat = now + g->interval;
   }
+}
+
+void gcra_commit_n(gcra *g, int64_t now, int64_t n) {
+  gcra_commit(g, now);
+  if (n > 1) g->tat += (n - 1) * g->interval;
 }
 
 int64_t gcra_remaining(const gcra *g, int64_t now) {

@@ -22,10 +22,17 @@ int gcra_set_rate(gcra *g, double count, int64_t period_ns, int64_t burst, int64
 /* Nanoseconds from `now` until one request conforms; 0 when it may go now. */
 int64_t gcra_wait(const gcra *g, int64_t now);
 
+/* The same for a request of cost n (n units at once): -1 when n exceeds the burst, so
+ * that it could never conform. */
+int64_t gcra_wait_n(const gcra *g, int64_t now, int64_t n);
+
 /* Record one request sent at `now` (call only when gcra_wait() is 0).
  * Below 1,000/s spacing is never shorter than T (servers such as nginx measure it
  * in ms); above that a late timer is caught up so the long-run rate stays exact. */
 void gcra_commit(gcra *g, int64_t now);
+
+/* Record a request of cost n sent at `now` (gcra_wait_n() was 0). */
+void gcra_commit_n(gcra *g, int64_t now, int64_t n);
 
 /* Requests that could go back to back at `now`, and ns until the bucket is full. */
 int64_t gcra_remaining(const gcra *g, int64_t now);

@@ -1,10 +1,10 @@
-/* limiter.c: pacer.limiter, one or more GCRA rules checked together. acquire() queues
- * tasks FIFO; only the head waits on a timer, so thousands of waiters cost O(1) each
- * and a rate change takes effect at once. */
+/* limiter.c: pacer.limiter, one or more GCRA rules checked together. acquire(n) takes
+ * n units of every rule (a request's cost). Waiters queue by priority (1 first, 9 last;
+ * FIFO within one priority); only the head waits on a timer, so thousands of waiters
+ * cost O(1) each and a rate change takes effect at once. A waiter may give a max_wait:
+ * if its slot is further off than that, it is refused at once and takes nothing. */
 #include "core/gcra.h"
-#include "core/list.h"
 #include "core/units.h"
-#include "mod/bind.h"
 #include "sched/loop.h"
 #include "sched/task.h"
 #include <event2/event.h>
@@ -14,11 +14,14 @@
 
 #define PACER_LIMITER "pacer.limiter"
 #define MAX_RULES     8
+#define NPRIO         9 /* priorities 1..9 */
+#define DEFAULT_PRIO  5
 
 typedef struct waiter {
   task *t;
   int64_t since;
-  list_node link;
+  int64_t cost;
+  struct waiter *next;
 } waiter;
 
 typedef struct limiter {
@@ -26,7 +29,8 @@ typedef struct limiter {
   gcra rules[MAX_RULES];
   double counts[MAX_RULES]; /* as declared, for rules() */
   int64_t periods[MAX_RULES];
-  list_node waiters; /* FIFO of waiter */
+  waiter *head[NPRIO], *tail[NPRIO]; /* one FIFO per priority */
+  int64_t queued[NPRIO];             /* units the waiters of each priority ask for */
   struct event *timer;
   pacer_loop *loop;
   int64_t waited_ns; /* total time tasks spent queued here */
@@ -37,45 +41,116 @@ static limiter *checklimiter(lua_State *L, int i) {
   return luaL_checkudata(L, i, PACER_LIMITER);
 }
 
-static int64_t wait_ns(limiter *lim, int64_t now) {
+/* Nanoseconds until n units conform on every rule; -1 when n is above a rule's burst. */
+static int64_t wait_ns(limiter *lim, int64_t now, int64_t n) {
   int64_t w = 0;
   for (int i = 0; i < lim->nrules; i++) {
-    int64_t x = gcra_wait(&lim->rules[i], now);
+    int64_t x = gcra_wait_n(&lim->rules[i], now, n);
+    if (x < 0) return -1;
     if (x > w) w = x;
   }
   return w;
 }
 
-static void commit(limiter *lim, int64_t now) {
-  for (int i = 0; i < lim->nrules; i++) gcra_commit(&lim->rules[i], now);
+/* When the last of `units` units (queued ahead, then one's own) would conform, if no
+ * one of a better priority came: an estimate for max_wait, never capped by the burst. */
+static int64_t eta_ns(limiter *lim, int64_t now, int64_t units) {
+  int64_t w = 0;
+  for (int i = 0; i < lim->nrules; i++) {
+    const gcra *g = &lim->rules[i];
+    int64_t base = g->tat > now ? g->tat : now;
+    double at = (double)base + (double)(units - 1) * (double)g->interval - (double)g->tolerance;
+    double x = at - (double)now;
+    if (x > 9e18) x = 9e18;
+    if (x > w) w = (int64_t)x;
+  }
+  return w;
+}
+
+static void commit(limiter *lim, int64_t now, int64_t n) {
+  for (int i = 0; i < lim->nrules; i++) gcra_commit_n(&lim->rules[i], now, n);
   lim->granted++;
 }
 
+/* The smallest burst of the rules: the largest cost a request may have. */
+static int64_t max_cost(limiter *lim) {
+  int64_t m = INT64_MAX;
+  for (int i = 0; i < lim->nrules; i++)
+    if (lim->rules[i].burst < m) m = lim->rules[i].burst;
+  return m;
+}
+
+/* The priority (0-based) of the first waiter to serve, or -1 when none waits. */
+static int first_prio(limiter *lim) {
+  for (int p = 0; p < NPRIO; p++)
+    if (lim->head[p]) return p;
+  return -1;
+}
+
+/* Units queued by waiters of priority <= p (0-based). */
+static int64_t queued_upto(limiter *lim, int p) {
+  int64_t u = 0;
+  for (int i = 0; i <= p; i++) u += lim->queued[i];
+  return u;
+}
+
+static waiter *pop(limiter *lim, int p) {
+  waiter *h = lim->head[p];
+  lim->head[p] = h->next;
+  if (!lim->head[p]) lim->tail[p] = NULL;
+  lim->queued[p] -= h->cost;
+  return h;
+}
+
 static void arm(limiter *lim, int64_t ns) {
-  struct timeval tv = bind_timeval_ns(ns);       /* rounded up: never before the slot */
+  /* round up to the microsecond so the timer never fires before the slot */
+  int64_t us = (ns + 999) / 1000;
+  struct timeval tv = {(time_t)(us / 1000000), (suseconds_t)(us % 1000000)};
   event_base_update_cache_time(lim->loop->base); /* count from now, not from the turn's start */
   evtimer_add(lim->timer, &tv);
 }
 
-/* Lets every waiter whose slot has come go, then arms the timer for the next one. */
+/* Lets every waiter whose slot has come go, best priority first, then arms the timer
+ * for the next one. A waiter whose cost a rate change put above the burst is woken
+ * with nil, {kind = "cost"} rather than left to wait forever. */
 static void on_slot(evutil_socket_t fd, short what, void *arg) {
   (void)fd, (void)what;
   limiter *lim = arg;
   int64_t now = loop_now_ns();
-  while (!list_empty(&lim->waiters)) {
-    int64_t w = wait_ns(lim, now);
+  int p;
+  while ((p = first_prio(lim)) >= 0) {
+    int64_t w = wait_ns(lim, now, lim->head[p]->cost);
     if (w > 0) {
       arm(lim, w);
       return;
     }
-    waiter *h = LIST_ENTRY(list_pop(&lim->waiters), waiter, link);
-    commit(lim, now);
-    lim->waited_ns += now - h->since;
+    waiter *h = pop(lim, p);
     lua_State *co = task_thread(h->t);
-    lua_pushnumber(co, (double)(now - h->since) / 1e9);
-    task_wake(h->t, 1);
+    if (w < 0) {
+      lua_pushnil(co);
+      lua_createtable(co, 0, 2);
+      lua_pushliteral(co, "cost");
+      lua_setfield(co, -2, "kind");
+      lua_pushfstring(co, "limiter:acquire: a cost of %d is above the burst of the limiter's new rules", (int)h->cost);
+      lua_setfield(co, -2, "message");
+      task_wake(h->t, 2);
+    } else {
+      commit(lim, now, h->cost);
+      lim->waited_ns += now - h->since;
+      lua_pushnumber(co, (double)(now - h->since) / 1e9);
+      task_wake(h->t, 1);
+    }
     free(h);
   }
+}
+
+/* Re-times the head's timer (the head changed, or the rules did). */
+static void rearm(limiter *lim, int64_t now) {
+  evtimer_del(lim->timer);
+  int p = first_prio(lim);
+  if (p < 0) return;
+  int64_t w = wait_ns(lim, now, lim->head[p]->cost);
+  arm(lim, w > 0 ? w : 0);
 }
 
 /* Parses rule i from the value at the top of the stack ("10/s", a number, or
@@ -163,7 +238,6 @@ static int l_new(lua_State *L) {
   load_rules(L, &tmp, 1); /* may raise: nothing allocated yet */
   limiter *lim = lua_newuserdatauv(L, sizeof *lim, 0);
   *lim = tmp;
-  list_init(&lim->waiters);
   lim->loop = loop_get(L);
   lim->timer = NULL;
   luaL_setmetatable(L, PACER_LIMITER);
@@ -172,38 +246,115 @@ static int l_new(lua_State *L) {
   return 1;
 }
 
-/* lim:acquire() -> seconds waited. Yields until every rule allows one more request. */
+/* The cost argument at index i (default 1): an integer >= 1 no rule's burst is below. */
+static int64_t checkcost(lua_State *L, limiter *lim, int i, const char *what) {
+  lua_Integer n = luaL_optinteger(L, i, 1);
+  luaL_argcheck(L, n >= 1, i, "the cost must be an integer >= 1");
+  int64_t m = max_cost(lim);
+  if (n > m)
+    luaL_error(L, "%s: a cost of %d is above the limiter's burst (%d): it could never be granted", what, (int)n,
+               (int)m);
+  return n;
+}
+
+/* Reads {priority = 1..9, max_wait = seconds} at index i into *prio (0-based), *max_ns
+ * (-1: no limit). */
+static void checkwaitopts(lua_State *L, int i, int *prio, int64_t *max_ns) {
+  *prio = DEFAULT_PRIO - 1, *max_ns = -1;
+  if (lua_isnoneornil(L, i)) return;
+  luaL_checktype(L, i, LUA_TTABLE);
+  lua_getfield(L, i, "priority");
+  if (!lua_isnil(L, -1)) {
+    int isint;
+    lua_Integer p = lua_tointegerx(L, -1, &isint);
+    if (!isint || p < 1 || p > NPRIO) luaL_error(L, "limiter:acquire: 'priority' must be an integer 1..9");
+    *prio = (int)p - 1;
+  }
+  lua_getfield(L, i, "max_wait");
+  if (lua_type(L, -1) == LUA_TSTRING) {
+    int64_t ns;
+    const char *err = parse_duration(lua_tostring(L, -1), &ns);
+    if (err) luaL_error(L, "limiter:acquire: option 'max_wait': %s", err);
+    *max_ns = ns;
+  } else if (!lua_isnil(L, -1)) {
+    int isnum;
+    double s = lua_tonumberx(L, -1, &isnum);
+    if (!isnum || !(s >= 0) || s > 1e9) luaL_error(L, "limiter:acquire: 'max_wait' must be a duration >= 0");
+    *max_ns = (int64_t)(s * 1e9);
+  }
+  lua_pop(L, 2);
+}
+
+/* lim:acquire([n [, {priority =, max_wait =}]]) -> seconds waited. Yields until every
+ * rule allows n more units and no better-placed waiter is ahead. With max_wait, when
+ * the slot is further off than that: nil, {kind = "deadline", wait = seconds} at once. */
 static int lim_acquire(lua_State *L) {
   limiter *lim = checklimiter(L, 1);
+  int64_t n = checkcost(L, lim, 2, "limiter:acquire");
+  int prio;
+  int64_t max_ns;
+  checkwaitopts(L, 3, &prio, &max_ns);
   int64_t now = loop_now_ns();
-  if (list_empty(&lim->waiters) && wait_ns(lim, now) == 0) {
-    commit(lim, now);
+  int64_t ahead = queued_upto(lim, prio);
+  if (ahead == 0 && wait_ns(lim, now, n) == 0) {
+    commit(lim, now, n);
     lua_pushnumber(L, 0);
     return 1;
+  }
+  if (max_ns >= 0) {
+    int64_t eta = eta_ns(lim, now, ahead + n);
+    if (eta > max_ns) {
+      lua_pushnil(L);
+      lua_createtable(L, 0, 3);
+      lua_pushliteral(L, "deadline");
+      lua_setfield(L, -2, "kind");
+      lua_pushnumber(L, (double)eta / 1e9);
+      lua_setfield(L, -2, "wait");
+      lua_pushfstring(L, "the limiter's next slot is %fs away, beyond max_wait (%fs)", (double)eta / 1e9,
+                      (double)max_ns / 1e9);
+      lua_setfield(L, -2, "message");
+      return 2;
+    }
   }
   task *t = task_check_current(L, "limiter:acquire");
   waiter *w = malloc(sizeof *w);
   if (!w) return luaL_error(L, "limiter:acquire: out of memory");
   w->t = t;
   w->since = now;
-  if (list_empty(&lim->waiters)) arm(lim, wait_ns(lim, now)); /* only the head waits on the timer */
-  list_push(&lim->waiters, &w->link);
+  w->cost = n;
+  w->next = NULL;
+  int first = first_prio(lim);
+  if (lim->tail[prio])
+    lim->tail[prio]->next = w;
+  else
+    lim->head[prio] = w;
+  lim->tail[prio] = w;
+  lim->queued[prio] += n;
+  if (first < 0 || prio < first) rearm(lim, now); /* a new head */
   return task_suspend(L);
 }
 
-/* lim:try_acquire() -> true | false, seconds to wait */
+/* lim:try_acquire([n]) -> true | false, seconds to wait (never queues) */
 static int lim_try_acquire(lua_State *L) {
   limiter *lim = checklimiter(L, 1);
+  int64_t n = checkcost(L, lim, 2, "limiter:try_acquire");
   int64_t now = loop_now_ns();
-  int64_t w = wait_ns(lim, now);
-  if (list_empty(&lim->waiters) && w == 0) {
-    commit(lim, now);
+  int64_t w = wait_ns(lim, now, n);
+  if (first_prio(lim) < 0 && w == 0) {
+    commit(lim, now, n);
     lua_pushboolean(L, 1);
     return 1;
   }
+  int64_t eta = eta_ns(lim, now, queued_upto(lim, NPRIO - 1) + n);
   lua_pushboolean(L, 0);
-  lua_pushnumber(L, (double)(w > 0 ? w : 1000) / 1e9);
+  lua_pushnumber(L, (double)(eta > 0 ? eta : 1000) / 1e9);
   return 2;
+}
+
+/* lim:max_cost() -> the largest cost one acquire may ask for (the smallest burst) */
+static int lim_max_cost(lua_State *L) {
+  lua_pushinteger(L, max_cost(checklimiter(L, 1)));
+  return 1;
 }
 
 /* lim:set_rate("20/s" | {rules} [, burst]) changes the rules at run time: the debt each
@@ -234,10 +385,7 @@ static int lim_set_rate(lua_State *L) {
   lim->nrules = tmp.nrules;
   memcpy(lim->counts, tmp.counts, sizeof tmp.counts);
   memcpy(lim->periods, tmp.periods, sizeof tmp.periods);
-  if (!list_empty(&lim->waiters)) {
-    evtimer_del(lim->timer);
-    arm(lim, wait_ns(lim, now));
-  }
+  rearm(lim, now);
   return 0;
 }
 
@@ -254,14 +402,22 @@ static int lim_state(lua_State *L) {
     double per_s = lim->counts[i] * 1e9 / (double)lim->periods[i];
     if (per_s < rate) rate = per_s;
   }
-  lua_Integer waiting = (lua_Integer)list_len(&lim->waiters);
+  int waiting = 0;
+  for (int p = 0; p < NPRIO; p++)
+    for (waiter *w = lim->head[p]; w; w = w->next) waiting++;
   lua_createtable(L, 0, 6);
-  bind_set_num(L, "rate", rate);
-  bind_set_int(L, "remaining", remaining);
-  bind_set_num(L, "reset", (double)reset / 1e9);
-  bind_set_int(L, "waiting", waiting);
-  bind_set_num(L, "waited", (double)lim->waited_ns / 1e9);
-  bind_set_int(L, "granted", lim->granted);
+  lua_pushnumber(L, rate);
+  lua_setfield(L, -2, "rate");
+  lua_pushinteger(L, remaining);
+  lua_setfield(L, -2, "remaining");
+  lua_pushnumber(L, (double)reset / 1e9);
+  lua_setfield(L, -2, "reset");
+  lua_pushinteger(L, waiting);
+  lua_setfield(L, -2, "waiting");
+  lua_pushnumber(L, (double)lim->waited_ns / 1e9);
+  lua_setfield(L, -2, "waited");
+  lua_pushinteger(L, lim->granted);
+  lua_setfield(L, -2, "granted");
   return 1;
 }
 
@@ -299,8 +455,9 @@ static int lim_gc(lua_State *L) {
   limiter *lim = checklimiter(L, 1);
   if (lim->timer) event_free(lim->timer);
   lim->timer = NULL;
-  list_node *n;
-  while ((n = list_pop(&lim->waiters))) free(LIST_ENTRY(n, waiter, link));
+  for (int p = 0; p < NPRIO; p++) {
+    while (lim->head[p]) free(pop(lim, p));
+  }
   return 0;
 }
 
@@ -311,15 +468,16 @@ static int lim_tostring(lua_State *L) {
 }
 
 int luaopen_pacer_limiter(lua_State *L) {
-  static const luaL_Reg methods[] = {{"acquire", lim_acquire},
-                                     {"try_acquire", lim_try_acquire},
-                                     {"set_rate", lim_set_rate},
-                                     {"state", lim_state},
-                                     {"debts", lim_debts},
-                                     {"restore", lim_restore},
-                                     {NULL, NULL}};
+  static const luaL_Reg methods[] = {{"acquire", lim_acquire},   {"try_acquire", lim_try_acquire},
+                                     {"max_cost", lim_max_cost}, {"set_rate", lim_set_rate},
+                                     {"state", lim_state},       {"debts", lim_debts},
+                                     {"restore", lim_restore},   {NULL, NULL}};
   static const luaL_Reg meta[] = {{"__gc", lim_gc}, {"__tostring", lim_tostring}, {NULL, NULL}};
-  bind_createmeta(L, PACER_LIMITER, methods, meta);
+  luaL_newmetatable(L, PACER_LIMITER);
+  luaL_setfuncs(L, meta, 0);
+  luaL_newlib(L, methods);
+  lua_setfield(L, -2, "__index");
+  lua_pop(L, 1);
   lua_pushcfunction(L, l_new);
   return 1;
 }

@@ -10,6 +10,7 @@ int luaopen_pacer_limiter(lua_State *L);
 int luaopen_pacer_server(lua_State *L);
 int luaopen_pacer_corelib(lua_State *L);
 int luaopen_pacer_crypto(lua_State *L);
+int luaopen_pacer_mail(lua_State *L);
 int luaopen_pacer_proc(lua_State *L);
 int luaopen_pacer_cache(lua_State *L);
 int luaopen_pacer_queue(lua_State *L);

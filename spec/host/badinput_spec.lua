@@ -27,11 +27,11 @@ end
 local script = H.script
 teardown(H.remove_scripts)
 
-local REQUEST_KNOWN = "body, connect_timeout, follow, form, headers, idempotency_key, json, limiter, max_body, "
-  .. "method, query, retry, timeout, url, verify"
-local CLIENT_KNOWN = "adaptive, alerts, base_url, breaker, burst, cache, concurrency, connect_timeout, follow, "
-  .. "groups, headers, idempotency, key_header, key_prefix, keys, limiter, max_body, name, rate, retry, rules, "
-  .. "state, target, timeout, verify, window"
+local REQUEST_KNOWN = "auth, body, connect_timeout, cost, follow, form, headers, idempotency_key, json, limiter, "
+  .. "max_body, max_wait, method, priority, query, retry, timeout, url, verify"
+local CLIENT_KNOWN = "adaptive, alerts, auth, base_url, breaker, burst, cache, concurrency, connect_timeout, cost, "
+  .. "follow, groups, headers, idempotency, key_header, key_prefix, keys, limiter, max_body, max_wait, name, "
+  .. "priority, rate, retry, rules, state, target, timeout, verify, window"
 local RATE_FORMS = "expected N/s, N/min, N/h, N/day, N/<duration> or a number"
 local DURATION_FORMS = "expected a duration like 250ms, 30s, 5m, 1h or a number of seconds"
 
@@ -102,8 +102,8 @@ describe("unknown option names", function()
     assert.are.equal("pacer.client: unknown option 'rats' (known: " .. CLIENT_KNOWN .. ")", msg)
     at_this_file(full)
     local api = pacer.client{base_url = "http://127.0.0.1:1"}
-    assert.are.equal("api:post: unknown option 'jsno' (known: body, connect_timeout, follow, form, headers, "
-      .. "idempotency_key, json, max_body, query, retry, timeout, verify)",
+    assert.are.equal("api:post: unknown option 'jsno' (known: auth, body, connect_timeout, cost, follow, form, "
+      .. "headers, idempotency_key, json, max_body, max_wait, priority, query, retry, timeout, verify)",
       message(function() return api:post("/x", {jsno = {}}) end))
   end)
 
@@ -152,7 +152,7 @@ describe("unknown option names", function()
   it("pacer.each and pacer.batch", function()
     assert.are.equal("pacer.each: unknown option 'concurency' (known: concurrency, label, on_error, progress)",
       message(function() return pacer.each({1}, function() end, {concurency = 2}) end))
-    assert.are.equal("pacer.batch: unknown option 'sise' (known: interval, send, size)",
+    assert.are.equal("pacer.batch: unknown option 'sise' (known: cost, interval, send, size)",
       message(function() return pacer.batch{send = function() end, sise = 10} end))
   end)
 end)

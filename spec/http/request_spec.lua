@@ -218,8 +218,9 @@ describe("pacer.request against pacer.serve", function()
   end)
 
   it("raises on an unknown option, listing the known ones", function()
-    assert.are.equal("pacer.request: unknown option 'tiemout' (known: body, connect_timeout, follow, form, "
-      .. "headers, idempotency_key, json, limiter, max_body, method, query, retry, timeout, url, verify)",
+    assert.are.equal("pacer.request: unknown option 'tiemout' (known: auth, body, connect_timeout, cost, follow, "
+      .. "form, headers, idempotency_key, json, limiter, max_body, max_wait, method, priority, query, retry, "
+      .. "timeout, url, verify)",
       message(function() return pacer.request{url = srv.url, tiemout = 1} end))
   end)
 
@@ -375,9 +376,10 @@ describe("pacer.client", function()
   end)
 
   it("raises on an unknown client option", function()
-    assert.are.equal("pacer.client: unknown option 'bse_url' (known: adaptive, alerts, base_url, breaker, burst, "
-      .. "cache, concurrency, connect_timeout, follow, groups, headers, idempotency, key_header, key_prefix, keys, "
-      .. "limiter, max_body, name, rate, retry, rules, state, target, timeout, verify, window)",
+    assert.are.equal("pacer.client: unknown option 'bse_url' (known: adaptive, alerts, auth, base_url, breaker, "
+      .. "burst, cache, concurrency, connect_timeout, cost, follow, groups, headers, idempotency, key_header, "
+      .. "key_prefix, keys, limiter, max_body, max_wait, name, priority, rate, retry, rules, state, target, "
+      .. "timeout, verify, window)",
       message(function() return pacer.client{bse_url = srv.url} end))
   end)
 
@@ -392,8 +394,8 @@ describe("pacer.client", function()
 
   it("raises on an unknown or mistyped per-request option", function()
     local api = pacer.client{base_url = srv.url}
-    assert.are.equal("api:get: unknown option 'tiemout' (known: body, connect_timeout, follow, form, headers, "
-      .. "idempotency_key, json, max_body, query, retry, timeout, verify)",
+    assert.are.equal("api:get: unknown option 'tiemout' (known: auth, body, connect_timeout, cost, follow, form, "
+      .. "headers, idempotency_key, json, max_body, max_wait, priority, query, retry, timeout, verify)",
       message(function() return api:get("/x", {tiemout = 1}) end))
     assert.are.equal("api:post: option 'timeout' must be a duration (seconds or \"250ms\"), got table",
       message(function() return api:post("/x", {timeout = {}}) end))

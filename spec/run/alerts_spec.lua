@@ -259,17 +259,23 @@ describe("bad alert definitions", function()
       message(function() pacer.alert.on("quota", "log") end))
     assert.are.equal("pacer.alert.on: unknown event 'nil' (known: circuit_open, giveup, key_retired, throttled)",
       message(function() pacer.alert.on(nil, "log") end))
-    local bad = "pacer.alert.on: action must be a function, \"log\", {webhook = url} or {exec = argv}"
+    local bad = "pacer.alert.on: action must be a function, \"log\", {webhook = url}, {exec = argv} or {email = {...}}"
     assert.are.equal(bad, message(function() pacer.alert.on("throttled", 42) end))
     assert.are.equal(bad, message(function() pacer.alert.on("throttled", "warn") end))
     assert.are.equal(bad, message(function() pacer.alert.on("throttled", {webhook = 5}) end))
     assert.are.equal(bad, message(function() pacer.alert.on("throttled", {exec = "echo hi"}) end))
-    assert.are.equal("pacer.alert.on: the email action is not available in this version of pacer",
-      message(function() pacer.alert.on("giveup", {email = "ops@example.com"}) end))
-    assert.are.equal("pacer.alert.quota: action must be a function, \"log\", {webhook = url} or {exec = argv}",
+    assert.are.equal(bad, message(function() pacer.alert.on("giveup", {email = "ops@example.com"}) end))
+    assert.are.equal("pacer.alert.quota: action must be a function, \"log\", {webhook = url}, {exec = argv} or " ..
+      "{email = {...}}",
       message(function() pacer.alert.quota{action = true} end))
-    assert.are.equal("pacer.alert.exhaustion: the email action is not available in this version of pacer",
-      message(function() pacer.alert.exhaustion{action = {email = "ops@example.com"}} end))
+    assert.are.equal("pacer.alert.exhaustion: email needs 'url'",
+      message(function() pacer.alert.exhaustion{action = {email = {from = "a@x", to = "b@x"}}} end))
+    assert.are.equal("pacer.alert.on: email 'url' must be smtp://host:port or smtps://host:port",
+      message(function() pacer.alert.on("giveup", {email = {url = "http://x", from = "a@x", to = "b@x"}}) end))
+    assert.are.equal("pacer.alert.on: email from, to and subject must be strings without CR or LF",
+      message(function()
+        pacer.alert.on("giveup", {email = {url = "smtp://x", from = "a@x", to = "b@x", subject = "x\r\nBcc: c@x"}})
+      end))
     assert.are.equal("pacer.alert.quota: 'below' is a fraction of the quota (0..1, e.g. 0.10 for 10%), got 10",
       message(function() pacer.alert.quota{below = 10} end))
     assert.are.equal("pacer.alert.quota: 'rearm_above' is a fraction of the quota (0..1, e.g. 0.10 for 10%), got 25",

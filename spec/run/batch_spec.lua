@@ -282,7 +282,7 @@ describe("pacer.batch errors", function()
       message(function() return pacer.batch{size = 2.5, send = print} end))
     assert.are.equal("pacer.batch: option 'send' must be a callable, got string",
       message(function() return pacer.batch{send = "http://x"} end))
-    assert.are.equal("pacer.batch: unknown option 'sise' (known: interval, send, size)",
+    assert.are.equal("pacer.batch: unknown option 'sise' (known: cost, interval, send, size)",
       message(function() return pacer.batch{sise = 5, send = print} end))
   end)
 

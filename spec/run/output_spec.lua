@@ -36,6 +36,46 @@ mock:close()
     assert.matches("api_key=***", all, 1, true)
   end)
 
+  it("never print a JWT, an OAuth2 client secret or token, whatever the verbosity", function()
+    local script = H.script([[
+local pretty = require "pacer.repl.pretty"
+local n = 0
+local srv = pacer.serve{port = 0, routes = {
+  ["POST /token"] = function(req)
+    n = n + 1
+    if n == 1 then return 400, {error = "invalid_request", echo = req.body} end -- a server that echoes secrets
+    return 200, {access_token = "at_OAUTHSECRET4", expires_in = 60}
+  end,
+  ["GET /api"] = function(req)
+    if req.headers.authorization == "Bearer at_OAUTHSECRET4" and n == 2 then n = 3 return 401, "" end
+    return 200, {seen = req.headers.authorization ~= nil}
+  end}}
+local oauth = pacer.auth.oauth2{token_url = srv.url .. "/token", client_id = "cid", client_secret = "cs_OAUTHSECRET5",
+  retry = false}
+local jwt = pacer.auth.jwt{alg = "HS256", key = "hs_JWTSECRET6"}
+local api = pacer.client{base_url = srv.url, auth = oauth, retry = {base = 0.01, max_tries = 2}}
+for _ = 1, 3 do
+  local res, err = api:get("/api")
+  print(res and tostring(res) or err.message)
+end
+local res = api:get("/api", {auth = jwt})
+print(pretty.show(res, oauth, jwt, pacer.auth.bearer("tok_BEARERSECRET7"))) -- as the REPL echoes them
+print(pretty.table(api:stats()), pretty.table(pacer.stats()))
+srv:close()
+]])
+    local events, statsf = tmp(".jsonl"), tmp(".json")
+    local r = H.run_pacer({"-vv", "--events", events, "--stats", statsf, script}, {timeout = 60})
+    os.remove(script)
+    assert.are.equal(0, r.code, r.stderr)
+    local all = r.stdout .. r.stderr .. (H.read_file(events) or "") .. (H.read_file(statsf) or "")
+    os.remove(events) os.remove(statsf)
+    for _, secret in ipairs{"at_OAUTHSECRET4", "cs_OAUTHSECRET5", "hs_JWTSECRET6", "eyJ", "tok_BEARERSECRET7"} do
+      assert.is_nil(all:find(secret, 1, true), secret .. " leaked into the output")
+    end
+    assert.matches("answered HTTP 400 (invalid_request)", all, 1, true)
+    assert.matches("pacer%.auth%.oauth2 %(http://127%.0%.0%.1:%d+/token, %*%*%*%)", all)
+  end)
+
   it("--stats writes the summary as JSON; -q prints nothing but errors", function()
     local statsf = tmp(".json")
     local r = H.run_pacer({"-q", "--stats", statsf, "scripts/demo.lua", "20", "20"}, {timeout = 60})

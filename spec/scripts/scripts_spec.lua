@@ -10,6 +10,37 @@ local function run(name, args)
 end
 
 describe("scripts/", function()
+  it("jwt_sms.lua sends the blog's SMS with an RS256 JWT, reused while fresh", function()
+    assert.matches("5 of 5 SMS accepted, signed with 1 JWT", run("jwt_sms"))
+  end)
+
+  it("oauth2_api.lua: 8 tasks share 1 s tokens, renewed ahead, nothing fails", function()
+    local out = run("oauth2_api")
+    local n, fetches = out:match("(%d+) requests in 3 s by 8 tasks, (%d+) token fetches, 0 failed")
+    assert(n, out)
+    assert.is_true(tonumber(n) >= 50, out)
+    assert.is_true(tonumber(fetches) >= 3 and tonumber(fetches) <= 6, out)
+  end)
+
+  it("oncall_email.lua mails on-call through a real SMTP server when it gives up", function()
+    local dir = os.tmpname()
+    os.remove(dir)
+    os.execute("mkdir -p " .. dir)
+    local port = H.free_port()
+    os.execute(string.format("/usr/bin/python3 spec/support/smtp_sink.py %s %d >/dev/null 2>&1 & echo $! >%s/pid",
+      H.q(dir), port, H.q(dir)))
+    for _ = 1, 100 do -- bounded: 5 s
+      if H.read_file(dir .. "/ready") then break end
+      pacer.sleep(0.05)
+    end
+    local out = run("oncall_email", {"smtp://127.0.0.1:" .. port, "oncall@example.com"})
+    local eml = H.read_file(dir .. "/1.eml") or ""
+    os.execute("kill $(cat " .. H.q(dir .. "/pid") .. ") 2>/dev/null; rm -rf " .. H.q(dir))
+    assert.matches("gave up: GET http://127.0.0.1:%d+/v2/numbers: gave up after 3 attempts", out)
+    H.contains(eml, "Subject: pacer gave up on the numbers API")
+    H.contains(eml, "To: oncall@example.com")
+  end)
+
   it("learn_limit.lua learns an undeclared limit from headers without a 429", function()
     local out = run("learn_limit", {"40"})
     assert.matches("40 requests in [%d.]+s, 0 429s", out)

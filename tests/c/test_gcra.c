@@ -85,5 +85,19 @@ int main(void) {
   CHECK(gcra_set_rate(&g, 1, 90 * 86400 * S, 1, 0) == 0);
   CHECK(gcra_wait(&g, 0) >= 900000000LL * S);
   CHECK(gcra_remaining(&g, 0) == 0);
+  /* cost n: 10/s with a burst of 5; a full bucket pays 3 at once, then 3 more must wait
+   * for the one unit left to be joined by two refills (200 ms); above the burst: -1 */
+  CHECK(gcra_init(&g, 10, S, 5) == 0);
+  CHECK(gcra_wait_n(&g, 0, 3) == 0);
+  gcra_commit_n(&g, 0, 3);
+  CHECK(gcra_remaining(&g, 0) == 2);
+  CHECK(gcra_wait_n(&g, 0, 2) == 0);
+  CHECK(gcra_wait_n(&g, 0, 3) == 100000000);
+  CHECK(gcra_wait_n(&g, 0, 5) == 300000000);
+  CHECK(gcra_wait_n(&g, 0, 6) == -1);
+  CHECK(gcra_wait_n(&g, 0, 1) == gcra_wait(&g, 0));
+  gcra_commit_n(&g, 0, 2);
+  CHECK(gcra_remaining(&g, 0) == 0);
+  CHECK(gcra_wait_n(&g, 0, 1) == 100000000);
   return CHECK_DONE();
 }

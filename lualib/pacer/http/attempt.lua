@@ -5,6 +5,8 @@
 --   sender:before_attempt(r, n, deadline) -> seconds waited, extra header lines, token:
 --                                        every pacing wait and the concurrency slot;
 --                                        false, why when it cannot send before deadline
+--                                        (why: a reason, or an error table with its
+--                                        own kind: "deadline", "auth")
 --   sender:after_attempt(r, res, err, token) -> again: frees the slot, learns from
 --                                        the answer; `again` resends at once (a
 --                                        retired key: another key will do)
@@ -56,7 +58,11 @@ end
 -- One attempt: res | nil, err (a transport failure, as an error table).
 local function attempt_once(sender, r, n, deadline)
   local paced, extra, token = sender:before_attempt(r, n, deadline)
-  if paced == false then -- nothing was sent
+  if paced == false and type(extra) == "table" then -- an error of its own kind: deadline, auth
+    extra.unsent, extra.attempts, extra.method, extra.url = true, n - 1, r.method, url.redact(r.url)
+    extra.message = string.format("%s %s: %s", r.method, extra.url, extra.message or extra.kind)
+    return nil, errors.new(extra)
+  elseif paced == false then -- nothing was sent
     return nil, errors.new{kind = "gave_up", reason = extra, unsent = true, attempts = n - 1,
       message = string.format("%s %s: gave up: %s", r.method, url.redact(r.url), extra)}
   end
@@ -97,7 +103,9 @@ function M.send(r, sender, p)
     local res, err, paced, again = attempt_once(sender, r, n, started + (p and p.max_time or math.huge))
     if err and err.unsent then
       stats.finished(sinks, false)
-      if sender.gave_up then sender:gave_up{attempt = n, reason = err.reason} end
+      if sender.gave_up and err.kind ~= "deadline" then
+        sender:gave_up{attempt = n, reason = err.reason or err.message}
+      end
       return nil, err
     end
     stats.attempt(sinks, r, n, res and res.status, err, wait + paced, res and res.elapsed or err.elapsed,

@@ -3,6 +3,8 @@
 -- alerts; stats and the latest quota seen. Each policy lives in its own module; this
 -- file wires them into the attempt loop's hooks, before_attempt and after_attempt.
 local adaptive = require "pacer.policy.adaptive"
+local auth = require "pacer.auth"
+local context = require "pacer.base.context"
 local alert = require "pacer.run.alert"
 local breaker = require "pacer.policy.breaker"
 local httpcache = require "pacer.http.cache"
@@ -29,13 +31,14 @@ local SPEC = {
   cache = {"table", "boolean"}, adaptive = "boolean", target = "number", keys = "table",
   key_header = "string", key_prefix = "string", groups = "table", alerts = "table",
   breaker = {"table", "boolean"}, window = "string", state = "string",
+  auth = "table", cost = {"integer", "function"}, priority = "integer", max_wait = "duration",
 }
 
 local REQ_SPEC = {
   headers = "table", query = {"table", "string"}, json = "any", body = "string", form = "table",
   timeout = "duration", connect_timeout = "duration", retry = {"table", "boolean"},
   follow = {"boolean", "integer", "table"}, verify = "boolean", max_body = "integer",
-  idempotency_key = "string",
+  idempotency_key = "string", auth = "table", cost = "integer", priority = "integer", max_wait = "duration",
 }
 
 local Client = {}
@@ -95,6 +98,13 @@ local function setup_pacing(self, o)
     opts.raise("pacer.client: 'target' goes with adaptive = true")
   end
   if o.groups then self.groups = compile_groups(o.groups) end
+  if o.priority then self.priority = M.check_priority("pacer.client", o.priority) end
+  self.cost, self.max_wait = o.cost, o.max_wait
+end
+
+function M.check_priority(where, p)
+  if p < 1 or p > 9 then opts.raise("%s: 'priority' must be 1..9 (1 goes first), got %d", where, p) end
+  return p
 end
 
 -- The other policies: breaker, window, alerts, concurrency, retry, HTTP cache.
@@ -130,7 +140,9 @@ function M.new(o)
   setup_pacing(self, o)
   setup_policies(self, o)
   self.sends, self.nsends, self.inflight = {}, 0, 0
-  self.again_budget = self.keys and #self.keys.keys or 0 -- a retired key's request goes out again
+  if o.auth then self.auth = auth.check("pacer.client", o.auth) end
+  -- resends at once: a retired key's request goes out again; a 401 refreshes auth once
+  self.again_budget = (self.keys and #self.keys.keys or 0) + 1
   stats.run.clients[self] = true
   self.counters = stats.new()
   self.sinks = {self.counters, stats.run}
@@ -172,8 +184,13 @@ function Client:pace(r, token, deadline)
     end
     waited = waited + self.adaptive:wait()
   end
+  local wo = {priority = r.priority, max_wait = r.max_wait}
   for _, g in ipairs(self.groups or {}) do
-    if (r.path or ""):find(g.match) then waited = waited + g.limiter:acquire() end
+    if (r.path or ""):find(g.match) then
+      local w, late = g.limiter:acquire(math.min(r.cost, g.limiter:max_cost()), wo)
+      if not w then return false, late end
+      waited = waited + w
+    end
   end
   self.semaphore:acquire()
   token.slot = true
@@ -182,16 +199,33 @@ function Client:pace(r, token, deadline)
     local key, w = self.keys:acquire()
     waited, token.key, extra = waited + w, key, {self.keys:header_line(key)}
   end
-  if self.limiter then waited = waited + self.limiter:acquire() end
+  if self.limiter then
+    local cost = r.cost -- an adaptive limiter's burst is learnt, not declared: clamp to it
+    if self.adaptive and self.limiter.max_cost then cost = math.min(cost, self.limiter:max_cost()) end
+    local w, late = self.limiter:acquire(cost, wo)
+    if not w then return false, late end -- max_wait: refused at once, nothing taken
+    waited = waited + w
+  end
   return waited, extra
 end
 
 -- The attempt loop's hook before an attempt (http/attempt.lua): every wait the
 -- policies ask for. If one raises, what was taken is given back. Returns false, why
--- when the request cannot be sent before `deadline`.
+-- when the request cannot be sent before `deadline` (why: a reason, or an error table
+-- of kind "deadline" for max_wait, "auth" when no credential could be had).
 function Client:before_attempt(r, _, deadline)
   local token = {}
   local ok, waited, extra = pcall(self.pace, self, r, token, deadline)
+  local a = r.auth or self.auth
+  if ok and waited ~= false and a then -- computed per attempt, as late as possible
+    local line, aerr = auth.line(a, r)
+    if line then
+      extra = extra or {}
+      extra[#extra + 1] = line
+    else
+      waited, extra = false, aerr
+    end
+  end
   if not ok or waited == false then -- a raise, or no sending within the budget
     if token.slot then self.semaphore:release() end
     if token.probe then self.breaker:release_probe() end
@@ -226,6 +260,11 @@ function Client:after_attempt(r, res, err, token)
       self.name, token.key.id, res.status)})
     again = true
   end
+  local cred = r.auth or self.auth
+  if res and res.status == 401 and cred and not r.auth_refreshed then -- one refresh and resend
+    r.auth_refreshed = true
+    if auth.refresh(cred, r) then again = true end
+  end
   if res and res.status == 429 then
     self:event("throttled", {message = string.format("%s: throttled (429) on %s %s", self.name, r.method,
       url.redact(r.url))})
@@ -235,6 +274,31 @@ function Client:after_attempt(r, res, err, token)
     for _, a in ipairs(self.alerts) do a:quota_seen(self.name, q) end
   end
   return again
+end
+
+-- The request's cost, priority, max_wait and auth (its own, the client's, the task's).
+function Client:pacing_options(where, r, ro)
+  local cost = ro.cost or context.get("cost")
+  if cost == nil and type(self.cost) == "function" then
+    cost = self.cost{method = r.method, url = r.url, path = r.path, json = ro.json, form = ro.form, body = ro.body,
+      query = ro.query}
+    if math.type(cost) ~= "integer" then
+      opts.raise("%s: the client's cost function must return an integer, got %s", where, tostring(cost))
+    end
+  elseif cost == nil then
+    cost = self.cost or 1
+  end
+  if cost < 1 then opts.raise("%s: 'cost' must be >= 1, got %d", where, cost) end
+  local max = not self.adaptive and self.limiter and self.limiter.max_cost and self.limiter:max_cost()
+  if max and cost > max then
+    opts.raise("%s: a cost of %d is above the burst of %s's limiter (%d): it could never be sent; " ..
+      "raise 'burst'", where, cost, self.name, max)
+  end
+  r.cost = cost
+  local p = ro.priority or self.priority or context.get("priority")
+  r.priority = p and M.check_priority(where, p)
+  r.max_wait = ro.max_wait or self.max_wait
+  if ro.auth then r.auth = auth.check(where, ro.auth) end
 end
 
 function Client:gave_up(info)
@@ -258,6 +322,7 @@ function Client:request(method, path, ro)
   for k, v in pairs(ro) do o[k] = v end
   local r = request.prepare(where, o, self.defaults)
   r.path = path
+  self:pacing_options(where, r, ro)
   local policy = self.policy
   if ro.retry ~= nil then policy = retry.policy(ro.retry, where) end
   local hc, entry = self.cache, nil

@@ -3,6 +3,7 @@
 local crypto = require "pacer.c.crypto"
 local cjson = require "cjson"
 local attempt = require "pacer.http.attempt"
+local auth = require "pacer.auth"
 local http = require "pacer.c.http"
 local log = require "pacer.base.log"
 local opts = require "pacer.base.options"
@@ -17,7 +18,7 @@ M.SPEC = {
   json = "any", body = "string", form = "table", timeout = "duration",
   connect_timeout = "duration", limiter = {"userdata", "table"}, retry = {"table", "boolean"},
   follow = {"boolean", "integer", "table"}, verify = "boolean", max_body = "integer",
-  idempotency_key = "string",
+  idempotency_key = "string", auth = "table", cost = "integer", priority = "integer", max_wait = "duration",
 }
 
 local SAFE = {GET = true, HEAD = true, OPTIONS = true, TRACE = true, PUT = true, DELETE = true}
@@ -128,17 +129,45 @@ end
 local Bare = {}
 Bare.__index = Bare
 
-function Bare:before_attempt()
-  return self.limiter and self.limiter:acquire() or 0
+-- The limiter's wait (cost, priority, max_wait as asked), then the auth header.
+function Bare:before_attempt(r)
+  local waited = 0
+  if self.limiter then
+    local w, late = self.limiter:acquire(r.cost, {priority = r.priority, max_wait = r.max_wait})
+    if not w then return false, late end
+    waited = w
+  end
+  if r.auth then
+    local line, err = auth.line(r.auth, r)
+    if not line then return false, err end
+    return waited, {line}
+  end
+  return waited
 end
 
-function Bare.after_attempt() end
+-- A 401: the auth object refreshes once and the request goes again at once.
+function Bare.after_attempt(_, r, res)
+  if res and res.status == 401 and r.auth and not r.auth_refreshed then
+    r.auth_refreshed = true
+    return auth.refresh(r.auth, r)
+  end
+end
 
 -- pacer.request{...}: a request on its own (no client): retries by default.
 function M.request(o)
   o = opts.check("pacer.request", o, M.SPEC)
   local r = M.prepare("pacer.request", o)
-  return attempt.send(r, setmetatable({limiter = o.limiter, sinks = {stats.run}}, Bare),
+  if o.auth then r.auth = auth.check("pacer.request", o.auth) end
+  if o.priority and (o.priority < 1 or o.priority > 9) then
+    opts.raise("pacer.request: 'priority' must be 1..9 (1 goes first), got %d", o.priority)
+  end
+  r.cost, r.priority, r.max_wait = o.cost or 1, o.priority, o.max_wait
+  if r.cost < 1 then opts.raise("pacer.request: 'cost' must be >= 1, got %d", r.cost) end
+  local max = o.limiter and o.limiter.max_cost and o.limiter:max_cost()
+  if max and r.cost > max then
+    opts.raise("pacer.request: a cost of %d is above the limiter's burst (%d): it could never be sent", r.cost, max)
+  end
+  return attempt.send(r, setmetatable({limiter = o.limiter, sinks = {stats.run}, again_budget = 1}, Bare),
     retry.policy(o.retry, "pacer.request"))
 end
 

@@ -2,8 +2,11 @@
 --   memory (default)  the C GCRA limiter (runtime/mod/limiter.c), exact, in-process
 --   state = "f.db"    the same, its schedule kept in SQLite across runs (limiter/sqlite.lua)
 --   redis = url       one quota shared by processes on several hosts (limiter/redis.lua)
--- Every backend implements: acquire([n]) -> seconds waited (yields), try_acquire() ->
--- ok, wait, state() -> {rate=, ...}, set_rate(r); misuse raises at the caller's line.
+-- Every backend implements: acquire([n [, {priority =, max_wait =}]]) -> seconds waited
+-- (yields; n units of every rule, a request's cost) or nil, {kind = "deadline"} when the
+-- slot is further off than max_wait (nothing taken); try_acquire([n]) -> ok, wait;
+-- max_cost() -> the largest n (the smallest burst); state() -> {rate=, ...}; set_rate(r).
+-- Misuse (a cost above the burst) raises at the caller's line.
 local new_limiter = require "pacer.c.limiter"
 local opts = require "pacer.base.options"
 

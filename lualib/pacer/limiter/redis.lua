@@ -14,25 +14,30 @@ local opts = require "pacer.base.options"
 
 local M = {}
 
--- KEYS: one per rule; ARGV: interval_us, tolerance_us per rule. Returns the wait in us
--- before the reserved slot (0: now).
+-- KEYS: one per rule; ARGV: interval_us, tolerance_us per rule, then the cost n and
+-- max_wait_us (-1: none). Reserves n units of every rule and returns the wait in us
+-- before the slot (0: now); when that is beyond max_wait, reserves nothing and returns
+-- -1 - wait.
 local SCRIPT = [[
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local n = tonumber(ARGV[2 * #KEYS + 1])
+local max_wait = tonumber(ARGV[2 * #KEYS + 2])
 local wait = 0
 local tats = {}
 for i, key in ipairs(KEYS) do
   local tat = tonumber(redis.call('GET', key) or '0')
   if tat < now then tat = now end
   tats[i] = tat
-  local w = tat - tonumber(ARGV[2 * i]) - now
+  local w = tat + (n - 1) * tonumber(ARGV[2 * i - 1]) - tonumber(ARGV[2 * i]) - now
   if w > wait then wait = w end
 end
+if max_wait >= 0 and wait > max_wait then return -1 - wait end
 for i, key in ipairs(KEYS) do
   local at = now + wait
   local tat = tats[i]
   if tat < at then tat = at end
-  tat = tat + tonumber(ARGV[2 * i - 1])
+  tat = tat + n * tonumber(ARGV[2 * i - 1])
   redis.call('SET', key, string.format('%d', tat), 'PX', math.ceil((tat - now) / 1000) + 1000)
 end
 return wait
@@ -47,7 +52,7 @@ local function rule_of(spec, burst)
   local ok, per_s, count, period = pcall(corelib.parse_rate, spec)
   if not ok then opts.raise("pacer.limiter: %s", per_s) end
   local interval = math.ceil(period * 1e6 / count)
-  return {per_s = per_s, interval = interval, tolerance = (b - 1) * interval}
+  return {per_s = per_s, interval = interval, tolerance = (b - 1) * interval, burst = b}
 end
 
 -- o: {rate= | rules=, burst=, redis=url, key=, on_redis_down="wait"|"local", local_share=}
@@ -86,11 +91,32 @@ end
 
 function Limiter:set_rate(rate, burst) self:set_rules(type(rate) == "table" and rate or {rate}, burst or self.burst) end
 
--- One reservation: the wait in seconds, or nil, error.
-function Limiter:reserve()
-  local us, err = self.conn:eval("gcra", SCRIPT, self.keys, table.unpack(self.argv))
+-- One reservation of n units: the wait in seconds (negative: -1 - the wait beyond
+-- max_wait, nothing reserved), or nil, error.
+function Limiter:reserve(n, max_wait)
+  local argv = {table.unpack(self.argv)}
+  argv[#argv + 1], argv[#argv + 2] = n or 1, max_wait and math.floor(max_wait * 1e6) or -1
+  local us, err = self.conn:eval("gcra", SCRIPT, self.keys, table.unpack(argv))
   if not us then return nil, err end
+  if us < 0 then return -1 - (-1 - us) / 1e6 end
   return us / 1e6
+end
+
+-- The largest cost one acquire may ask for: the smallest burst of the rules.
+function Limiter:max_cost()
+  local m = math.huge
+  for _, r in ipairs(self.rules) do m = math.min(m, r.burst) end
+  return m
+end
+
+local function check_cost(self, n, where)
+  if n == nil then return 1 end
+  if math.type(n) ~= "integer" or n < 1 then opts.raise("%s: the cost must be an integer >= 1", where) end
+  if n > self:max_cost() then
+    opts.raise("%s: a cost of %d is above the limiter's burst (%d): it could never be granted", where, n,
+      self:max_cost())
+  end
+  return n
 end
 
 function Limiter:local_limiter()
@@ -102,13 +128,21 @@ function Limiter:local_limiter()
   return self.fallback
 end
 
--- lim:acquire() -> seconds waited
-function Limiter:acquire()
+-- lim:acquire([n [, {max_wait =}]]) -> seconds waited, or nil, {kind = "deadline"}
+-- (priority is not shared through Redis: every host's waiters are equal there)
+function Limiter:acquire(n, o)
+  n = check_cost(self, n, "limiter:acquire")
+  local max_wait = o and o.max_wait
+  if type(max_wait) == "string" then max_wait = corelib.parse_duration(max_wait) end
   local t0 = task.now()
   local backoff, warned = 0.05, false
   for _ = 1, math.huge do
     local call_start = task.now()
-    local wait, err = self:reserve()
+    local wait, err = self:reserve(n, max_wait)
+    if wait and wait < 0 then
+      return nil, {kind = "deadline", wait = -1 - wait, message = string.format(
+        "the limiter's next slot is %.3fs away, beyond max_wait (%.3fs)", -1 - wait, max_wait)}
+    end
     if wait then
       if warned then log.warn("redis %s:%d is back for limiter '%s'", self.host, self.port, self.key) end
       local left = wait - (task.now() - call_start) -- the slot was timed when Redis answered
@@ -125,7 +159,8 @@ function Limiter:acquire()
     end
     self.conn:close()
     if self.down == "local" then
-      self:local_limiter():acquire()
+      local w, e = self:local_limiter():acquire(math.min(n, self:local_limiter():max_cost()), o)
+      if not w then return nil, e end
       self.granted = self.granted + 1
       return task.now() - t0
     end

@@ -46,19 +46,20 @@ function Persisted:save()
     cjson.encode(self.lim:debts()), task.wall())
 end
 
-function Persisted:acquire()
-  local w = self.lim:acquire()
-  if task.now() - self.saved >= 0.2 then self:save() end
-  return w
+function Persisted:acquire(n, o)
+  local w, err = self.lim:acquire(n, o)
+  if w and task.now() - self.saved >= 0.2 then self:save() end
+  return w, err
 end
 
-function Persisted:try_acquire()
-  local ok, w = self.lim:try_acquire()
+function Persisted:try_acquire(n)
+  local ok, w = self.lim:try_acquire(n)
   if ok and task.now() - self.saved >= 0.2 then self:save() end
   return ok, w
 end
 
 function Persisted:set_rate(...) return self.lim:set_rate(...) end
+function Persisted:max_cost() return self.lim:max_cost() end
 function Persisted:state() return self.lim:state() end
 function Persisted:debts() return self.lim:debts() end
 

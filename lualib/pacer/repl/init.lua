@@ -5,6 +5,7 @@
 local crepl = require "pacer.c.repl"
 local pretty = require "pacer.repl.pretty"
 local task = require "pacer.c.task"
+local context = require "pacer.base.context"
 
 local M = {}
 
@@ -92,6 +93,7 @@ local function run(fn)
   current = current + 1
   local id = current
   task.spawn(function()
+    context.set("priority", context.REPL_PRIORITY) -- typed at the prompt: ahead of background work
     local r = table.pack(xpcall(fn, debug.traceback))
     if id == current then crepl.statement_done(r) end
   end)

@@ -3,8 +3,12 @@
 -- exhaustion{within=} when the quota would run out within that time at the current
 -- pace; on(event, action, {cooldown=}) for "giveup", "throttled", "circuit_open",
 -- "key_retired". Actions: a function, "log", {webhook = url} (a JSON POST with a
--- Slack-style `text`), {exec = argv}. An action runs in its own task; if it fails the
--- failure is logged and the job goes on.
+-- Slack-style `text`), {exec = argv}, {email = {url = "smtp://host:port", from =, to =,
+-- subject =, user =, password =, starttls =}} (SMTP through libcurl on the loop,
+-- runtime/mod/mail.c). An action runs in its own task; if it fails the failure is
+-- logged and the job goes on.
+local crypto = require "pacer.c.crypto"
+local mail = require "pacer.c.mail"
 local proc = require "pacer.c.proc"
 local task = require "pacer.c.task"
 local log = require "pacer.base.log"
@@ -17,14 +21,58 @@ Alert.__index = Alert
 
 local EVENTS = {giveup = true, throttled = true, circuit_open = true, key_retired = true}
 
+-- {email = {...}} checked once: url smtp(s)://, from, to (one address or a list);
+-- no CR or LF in what becomes a header line.
+local function check_email(where, e)
+  e = opts.check(where .. ": email", e, {url = "string", from = "string", to = {"string", "table"},
+    subject = "string", user = "string", password = "string", starttls = "boolean", verify = "boolean",
+    timeout = "duration"})
+  for _, k in ipairs{"url", "from", "to"} do
+    if not e[k] then opts.raise("%s: email needs '%s'", where, k) end
+  end
+  if not e.url:lower():find("^smtps?://") then
+    opts.raise("%s: email 'url' must be smtp://host:port or smtps://host:port", where)
+  end
+  if type(e.to) == "string" then e.to = {e.to} end
+  for _, v in ipairs{e.from, e.subject or "", table.unpack(e.to)} do
+    if type(v) ~= "string" or v:find("[\r\n%z]") then
+      opts.raise("%s: email from, to and subject must be strings without CR or LF", where)
+    end
+  end
+  return {email = e}
+end
+
 local function check_action(where, a)
   if a == nil or a == "log" or type(a) == "function" then return a or "log" end
   if type(a) == "table" and (type(a.webhook) == "string" or type(a.exec) == "table") then return a end
-  if type(a) == "table" and a.email then
-    opts.raise("%s: the email action is not available in this version of pacer", where)
-  end
-  opts.raise("%s: action must be a function, \"log\", {webhook = url} or {exec = argv}", where)
+  if type(a) == "table" and type(a.email) == "table" then return check_email(where, a.email) end
+  opts.raise("%s: action must be a function, \"log\", {webhook = url}, {exec = argv} or {email = {...}}", where)
 end
+
+-- The message for an email action: RFC 5322 headers, then the alert as plain text.
+local function email_message(e, info)
+  local subject = e.subject or ("pacer alert: " .. (info.event or info.alert or "alert"))
+  local lines = {
+    "Date: " .. os.date("!%a, %d %b %Y %H:%M:%S +0000"),
+    "From: " .. e.from,
+    "To: " .. table.concat(e.to, ", "),
+    "Subject: " .. subject,
+    "Message-ID: <" .. crypto.random_hex(12) .. "@pacer>",
+    "MIME-Version: 1.0",
+    "Content-Type: text/plain; charset=utf-8",
+    "Content-Transfer-Encoding: 8bit",
+    "",
+    "pacer: " .. tostring(info.message),
+    "",
+  }
+  for _, k in ipairs{"client", "alert", "event", "reason", "remaining", "limit"} do
+    if info[k] ~= nil then lines[#lines + 1] = string.format("%s: %s", k, tostring(info[k])) end
+  end
+  return (table.concat(lines, "\r\n"):gsub("\r?\n", "\r\n")) .. "\r\n"
+end
+
+-- The address in "Name <addr>" or addr itself, for the SMTP envelope.
+local function envelope(a) return "<" .. (a:match("<([^>]+)>") or a) .. ">" end
 
 -- Runs an action in its own task; errors are logged, never raised.
 local function run(action, info)
@@ -40,6 +88,14 @@ local function run(action, info)
             event = info.event, remaining = info.remaining, limit = info.limit}}
         if not res then error(e.message, 0) end
         if res.status >= 300 then error("webhook answered HTTP " .. res.status, 0) end
+      elseif action.email then
+        local e = action.email
+        local to = {}
+        for i, a in ipairs(e.to) do to[i] = envelope(a) end
+        local ok, err = mail.send{url = e.url, from = envelope(e.from), to = to, message = email_message(e, info),
+          user = e.user, password = e.password, starttls = e.starttls, verify = e.verify, timeout = e.timeout or 30}
+        if not ok then error(string.format("email to %s via %s: %s", table.concat(e.to, ", "),
+          require("pacer.base.url").redact(e.url), err.message), 0) end
       elseif action.exec then
         -- started, not waited for in a blocking call: the loop goes on meanwhile
         local pid, e = proc.spawn(action.exec, {PACER_ALERT = info.message})

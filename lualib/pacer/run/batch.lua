@@ -1,10 +1,12 @@
 -- pacer.run.batch: collects items and sends them `size` at a time, or after `interval`,
 -- through send(items) -> results. Each push waits for its own item's result: the value,
--- or nil + err when the whole batch failed or the API rejected that item.
+-- or nil + err when the whole batch failed or the API rejected that item. With
+-- cost = "items", the requests send() makes cost one unit per item (base/context.lua).
 local task = require "pacer.c.task"
 local errors = require "pacer.base.errors"
 local corelib = require "pacer.c.corelib"
 local opts = require "pacer.base.options"
+local context = require "pacer.base.context"
 
 local M = {}
 
@@ -27,7 +29,9 @@ local function flush(self, me)
   local timer = self.timer -- the interval timer of this batch is no longer needed
   self.timer = nil
   if timer and timer.sleeping then task.wake(timer.sleeping) end
+  local prev = self.per_item and context.set("cost", #items)
   local ok, results, err = pcall(self.send, items)
+  if self.per_item then context.set("cost", prev) end
   if ok and results == nil then ok, results = false, err or "send returned nothing" end
   if ok and type(results) ~= "table" then
     ok, results = false, "send returned a " .. type(results) .. ", not a list of results"
@@ -87,13 +91,16 @@ end
 
 -- pacer.batch{size = 100, interval = "2s", send = function(items) return results end}
 function M.new(o)
-  opts.check("pacer.batch", o, {size = "integer", interval = "duration", send = "callable"})
+  opts.check("pacer.batch", o, {size = "integer", interval = "duration", send = "callable", cost = "string"})
+  if o.cost ~= nil and o.cost ~= "items" then
+    opts.raise("pacer.batch: 'cost' must be \"items\" (one unit per item), got %q", o.cost)
+  end
   if not o.send then opts.raise("pacer.batch: 'send' is required") end
   local size = o.size or 100
   if size < 1 then opts.raise("pacer.batch: 'size' must be >= 1, got %d", size) end
   local okd, interval = pcall(corelib.parse_duration, o.interval or 1)
   if not okd then opts.raise("pacer.batch: option 'interval': %s", interval) end
-  return setmetatable({size = size, interval = interval, send = o.send,
+  return setmetatable({size = size, interval = interval, send = o.send, per_item = o.cost == "items",
     pending = {}, generation = 0, batches = 0, sent = 0, rejected = 0, failed = 0}, Batch)
 end
 
