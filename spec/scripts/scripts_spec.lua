@@ -75,7 +75,8 @@ describe("scripts/", function()
 
   it("storm.lua shows backoff alone against pacing", function()
     local out = run("storm")
-    assert.matches("paced +[%d.]+s +200 attempts +0 429s", out)
+    assert.matches("paced +[%d.]+s +200 attempts +0 429s +0 gave up", out)
+    assert.matches("backoff +[%d.]+s +%d+ attempts +%d+ 429s +%d+ gave up", out)
   end)
 end)
 
