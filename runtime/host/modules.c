@@ -18,6 +18,7 @@ static const luaL_Reg modules[] = {{"pacer.c.task", luaopen_pacer_task},
                                    {"pacer.c.sqlite", luaopen_pacer_sqlite},
                                    {"pacer.c.redis", luaopen_pacer_redis},
                                    {"pacer.c.input", luaopen_pacer_input},
+                                   {"pacer.c.hist", luaopen_pacer_hist},
                                    {"cjson", luaopen_cjson},
                                    {NULL, NULL}};
 

@@ -34,6 +34,7 @@ typedef struct limiter {
   struct event *timer;
   pacer_loop *loop;
   int64_t waited_ns; /* total time tasks spent queued here */
+  int64_t armed_for; /* when the head's timer is due: the slot it was promised */
   int64_t granted;
 } limiter;
 
@@ -107,6 +108,7 @@ static void arm(limiter *lim, int64_t ns) {
   int64_t us = (ns + 999) / 1000;
   struct timeval tv = {(time_t)(us / 1000000), (suseconds_t)(us % 1000000)};
   event_base_update_cache_time(lim->loop->base); /* count from now, not from the turn's start */
+  lim->armed_for = loop_now_ns() + ns;
   evtimer_add(lim->timer, &tv);
 }
 
@@ -137,8 +139,11 @@ static void on_slot(evutil_socket_t fd, short what, void *arg) {
     } else {
       commit(lim, now, h->cost);
       lim->waited_ns += now - h->since;
+      /* the promised slot, for lateness: when the timer was due, or now if sooner */
+      int64_t slot = lim->armed_for > h->since ? lim->armed_for : h->since;
       lua_pushnumber(co, (double)(now - h->since) / 1e9);
-      task_wake(h->t, 1);
+      lua_pushnumber(co, (double)(slot < now ? slot : now) / 1e9);
+      task_wake(h->t, 2);
     }
     free(h);
   }
@@ -285,7 +290,8 @@ static void checkwaitopts(lua_State *L, int i, int *prio, int64_t *max_ns) {
   lua_pop(L, 2);
 }
 
-/* lim:acquire([n [, {priority =, max_wait =}]]) -> seconds waited. Yields until every
+/* lim:acquire([n [, {priority =, max_wait =}]]) -> seconds waited, the slot it was
+ * granted (pacer.now()'s clock: a send later than that is late). Yields until every
  * rule allows n more units and no better-placed waiter is ahead. With max_wait, when
  * the slot is further off than that: nil, {kind = "deadline", wait = seconds} at once. */
 static int lim_acquire(lua_State *L) {
@@ -299,7 +305,8 @@ static int lim_acquire(lua_State *L) {
   if (ahead == 0 && wait_ns(lim, now, n) == 0) {
     commit(lim, now, n);
     lua_pushnumber(L, 0);
-    return 1;
+    lua_pushnumber(L, (double)now / 1e9);
+    return 2;
   }
   if (max_ns >= 0) {
     int64_t eta = eta_ns(lim, now, ahead + n);

@@ -2,7 +2,10 @@
 -- retried here until it succeeds, fails for good, or its retry policy gives up. What
 -- happens around each attempt belongs to the sender (a client, or a bare request):
 --   sender.sinks                      stats counters the attempts are added to
---   sender:before_attempt(r, n, deadline) -> seconds waited, extra header lines, token:
+--   sender:before_attempt(r, n, deadline) -> seconds waited, extra header lines, token
+--                                        (token.slot_wait: seconds spent waiting for a
+--                                        concurrency slot; token.slot_at: the slot the
+--                                        limiter promised, for observe/timing):
 --                                        every pacing wait and the concurrency slot;
 --                                        false, why when it cannot send before deadline
 --                                        (why: a reason, or an error table with its
@@ -20,6 +23,7 @@ local redirect = require "pacer.http.redirect"
 local response = require "pacer.http.response"
 local retry = require "pacer.policy.retry"
 local stats = require "pacer.run.stats"
+local timing = require "pacer.observe.timing"
 local url = require "pacer.base.url"
 
 local M = {}
@@ -67,11 +71,16 @@ local function attempt_once(sender, r, n, deadline)
       message = string.format("%s %s: gave up: %s", r.method, url.redact(r.url), extra)}
   end
   stats.waited(sender.sinks, paced)
+  local sent = task.now()
   local status, headers, body, info = transfer(r, on_the_wire(r, extra))
   local res, err
   if status then
     res = response.new(r, status, headers, body, info, n)
-  else
+  end
+  local t = token or {}
+  timing.attempt(sender.sinks, r.method, status or headers.kind, paced, t.slot_wait, t.slot_at, sent,
+    status and res.elapsed or headers.elapsed)
+  if not status then
     err = headers -- a server's refusal too (a redirect to file://, HTTP/0.9): prepare() checked the URL
     err.url, err.method, err.attempts = url.redact(r.url), r.method, n
     err.message = string.format("%s %s: %s", r.method, err.url, err.message)
@@ -137,7 +146,10 @@ function M.send(r, sender, p)
         url.redact(r.url), delay, res and ("HTTP " .. res.status) or err.kind)
     end
     prev_delay, wait = delay, delay
-    if delay > 0 then task.sleep(delay) end
+    if delay > 0 then
+      timing.paused(sinks, delay)
+      task.sleep(delay)
+    end
   end
 end
 

@@ -192,8 +192,9 @@ function Client:pace(r, token, deadline)
       waited = waited + w
     end
   end
+  local t0 = task.now()
   self.semaphore:acquire()
-  token.slot = true
+  token.slot, token.slot_wait = true, task.now() - t0
   local extra
   if self.keys then
     local key, w = self.keys:acquire()
@@ -204,7 +205,7 @@ function Client:pace(r, token, deadline)
     if self.adaptive and self.limiter.max_cost then cost = math.min(cost, self.limiter:max_cost()) end
     local w, late = self.limiter:acquire(cost, wo)
     if not w then return false, late end -- max_wait: refused at once, nothing taken
-    waited = waited + w
+    waited, token.slot_at = waited + w, late -- (the slot it was granted)
   end
   return waited, extra
 end

@@ -131,18 +131,18 @@ Bare.__index = Bare
 
 -- The limiter's wait (cost, priority, max_wait as asked), then the auth header.
 function Bare:before_attempt(r)
-  local waited = 0
+  local waited, token = 0, {}
   if self.limiter then
     local w, late = self.limiter:acquire(r.cost, {priority = r.priority, max_wait = r.max_wait})
     if not w then return false, late end
-    waited = w
+    waited, token.slot_at = w, late
   end
   if r.auth then
     local line, err = auth.line(r.auth, r)
     if not line then return false, err end
-    return waited, {line}
+    return waited, {line}, token
   end
-  return waited
+  return waited, nil, token
 end
 
 -- A 401: the auth object refreshes once and the request goes again at once.
@@ -152,6 +152,9 @@ function Bare.after_attempt(_, r, res)
     return auth.refresh(r.auth, r)
   end
 end
+
+-- the requests made without a client, as one more client in /metrics ("pacer.request")
+M.counters = stats.new()
 
 -- pacer.request{...}: a request on its own (no client): retries by default.
 function M.request(o)
@@ -167,7 +170,7 @@ function M.request(o)
   if max and r.cost > max then
     opts.raise("pacer.request: a cost of %d is above the limiter's burst (%d): it could never be sent", r.cost, max)
   end
-  return attempt.send(r, setmetatable({limiter = o.limiter, sinks = {stats.run}, again_budget = 1}, Bare),
+  return attempt.send(r, setmetatable({limiter = o.limiter, sinks = {M.counters, stats.run}, again_budget = 1}, Bare),
     retry.policy(o.retry, "pacer.request"))
 end
 

@@ -128,7 +128,7 @@ function Limiter:local_limiter()
   return self.fallback
 end
 
--- lim:acquire([n [, {max_wait =}]]) -> seconds waited, or nil, {kind = "deadline"}
+-- lim:acquire([n [, {max_wait =}]]) -> seconds waited, the slot's time; or nil, {kind = "deadline"}
 -- (priority is not shared through Redis: every host's waiters are equal there)
 function Limiter:acquire(n, o)
   n = check_cost(self, n, "limiter:acquire")
@@ -150,7 +150,7 @@ function Limiter:acquire(n, o)
       self.granted = self.granted + 1
       local w = task.now() - t0
       self.waited = self.waited + w
-      return w
+      return w, call_start + wait -- and the slot Redis gave, for lateness
     end
     if not warned then
       log.warn("redis %s:%d unreachable for limiter '%s' (%s): %s", self.host, self.port, self.key, err,

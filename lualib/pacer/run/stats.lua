@@ -5,12 +5,13 @@ local options = require "pacer.c.cmdline"
 local log = require "pacer.base.log"
 local proc = require "pacer.c.proc"
 local url = require "pacer.base.url"
+local timing = require "pacer.observe.timing"
 
 local M = {}
 
 local function new()
   return {requests = 0, ok = 0, failed = 0, retries = 0, throttled = 0, cache_hits = 0,
-    cache_misses = 0, revalidations = 0, waited = 0, by_status = {}, errors = {}}
+    cache_misses = 0, revalidations = 0, waited = 0, by_status = {}, errors = {}, timing = timing.new()}
 end
 M.new = new
 
@@ -90,10 +91,12 @@ function M.cache_miss(sinks, revalidating)
   end
 end
 
+-- A plain copy for stats(): timing becomes latency, lateness and time (observe/timing).
 function M.copy(s)
   local c = {}
+  for k, v in pairs(timing.report(s.timing)) do c[k] = v end
   for k, v in pairs(s) do
-    if k == "clients" then goto continue end
+    if k == "clients" or k == "timing" then goto continue end
     if type(v) == "table" then
       local t = {}
       for k2, v2 in pairs(v) do t[k2] = v2 end

@@ -1,0 +1,131 @@
+/* hist.c (mod): pacer.c.hist, the latency histogram of core/hist.h as a Lua object.
+ * Seconds in and out; the counts live in the userdata (no malloc, nothing to free). */
+#include "core/hist.h"
+#include "mod/modules.h"
+#include <lauxlib.h>
+#include <math.h>
+
+#define PACER_HIST "pacer.hist"
+
+static hist *checkhist(lua_State *L, int i) { return luaL_checkudata(L, i, PACER_HIST); }
+
+static int64_t to_ns(lua_State *L, int i) {
+  double s = luaL_checknumber(L, i);
+  if (!(s > 0)) return 0; /* negative or NaN: a clock step, not a latency */
+  if (s > 9e9) s = 9e9;
+  return (int64_t)llround(s * 1e9);
+}
+
+/* hist.new() -> an empty histogram */
+static int hist_new(lua_State *L) {
+  hist *h = lua_newuserdatauv(L, sizeof *h, 0);
+  hist_init(h);
+  luaL_setmetatable(L, PACER_HIST);
+  return 1;
+}
+
+/* h:record(seconds) */
+static int hist_m_record(lua_State *L) {
+  hist *h = checkhist(L, 1);
+  hist_record(h, to_ns(L, 2));
+  return 0;
+}
+
+/* h:percentile(q) -> seconds at percentile q (0..100); 0 when empty */
+static int hist_m_percentile(lua_State *L) {
+  hist *h = checkhist(L, 1);
+  double q = luaL_checknumber(L, 2);
+  luaL_argcheck(L, q >= 0 && q <= 100, 2, "a percentile is 0..100");
+  lua_pushnumber(L, (double)hist_percentile(h, q) / 1e9);
+  return 1;
+}
+
+/* h:merge(other): adds other's counts into h */
+static int hist_m_merge(lua_State *L) {
+  hist_merge(checkhist(L, 1), checkhist(L, 2));
+  return 0;
+}
+
+/* h:reset() */
+static int hist_m_reset(lua_State *L) {
+  hist_init(checkhist(L, 1));
+  return 0;
+}
+
+/* h:count(), h:sum() (seconds) */
+static int hist_m_count(lua_State *L) {
+  lua_pushinteger(L, (lua_Integer)checkhist(L, 1)->count);
+  return 1;
+}
+
+static int hist_m_sum(lua_State *L) {
+  lua_pushnumber(L, checkhist(L, 1)->sum_ns / 1e9);
+  return 1;
+}
+
+/* h:summary() -> {count=, mean=, min=, p50=, p90=, p99=, p999=, max=} in seconds */
+static int hist_m_summary(lua_State *L) {
+  hist *h = checkhist(L, 1);
+  static const struct {
+    const char *name;
+    double q;
+  } qs[] = {{"p50", 50}, {"p90", 90}, {"p99", 99}, {"p999", 99.9}};
+  lua_createtable(L, 0, 8);
+  lua_pushinteger(L, (lua_Integer)h->count);
+  lua_setfield(L, -2, "count");
+  lua_pushnumber(L, h->count ? h->sum_ns / (double)h->count / 1e9 : 0);
+  lua_setfield(L, -2, "mean");
+  lua_pushnumber(L, (double)h->min_ns / 1e9);
+  lua_setfield(L, -2, "min");
+  lua_pushnumber(L, (double)h->max_ns / 1e9);
+  lua_setfield(L, -2, "max");
+  for (size_t i = 0; i < sizeof qs / sizeof qs[0]; i++) {
+    lua_pushnumber(L, (double)hist_percentile(h, qs[i].q) / 1e9);
+    lua_setfield(L, -2, qs[i].name);
+  }
+  return 1;
+}
+
+/* h:cumulative({le1, le2, ...}) -> {n1, n2, ...}: samples at or below each bound
+ * (seconds, ascending), the counts of Prometheus's histogram buckets */
+static int hist_m_cumulative(lua_State *L) {
+  hist *h = checkhist(L, 1);
+  luaL_checktype(L, 2, LUA_TTABLE);
+  lua_Integer n = luaL_len(L, 2);
+  lua_createtable(L, (int)n, 0);
+  for (lua_Integer i = 1; i <= n; i++) {
+    lua_geti(L, 2, i);
+    double le = lua_tonumber(L, -1);
+    lua_pop(L, 1);
+    int64_t ns = le >= 9e9 ? INT64_MAX : (int64_t)(le * 1e9);
+    lua_pushinteger(L, (lua_Integer)hist_count_le(h, ns));
+    lua_rawseti(L, -2, i);
+  }
+  return 1;
+}
+
+static int hist_m_tostring(lua_State *L) {
+  hist *h = checkhist(L, 1);
+  lua_pushfstring(L, "pacer.hist (%d values, p50 %fs)", (int)h->count, (double)hist_percentile(h, 50) / 1e9);
+  return 1;
+}
+
+int luaopen_pacer_hist(lua_State *L) {
+  static const luaL_Reg methods[] = {{"record", hist_m_record},   {"percentile", hist_m_percentile},
+                                     {"merge", hist_m_merge},     {"reset", hist_m_reset},
+                                     {"count", hist_m_count},     {"sum", hist_m_sum},
+                                     {"summary", hist_m_summary}, {"cumulative", hist_m_cumulative},
+                                     {NULL, NULL}};
+  static const luaL_Reg meta[] = {{"__tostring", hist_m_tostring}, {NULL, NULL}};
+  luaL_newmetatable(L, PACER_HIST);
+  luaL_setfuncs(L, meta, 0);
+  luaL_newlib(L, methods);
+  lua_setfield(L, -2, "__index");
+  lua_pop(L, 1);
+  lua_createtable(L, 0, 2);
+  lua_pushcfunction(L, hist_new);
+  lua_setfield(L, -2, "new");
+  lua_pushinteger(L, (lua_Integer)sizeof(hist));
+  lua_setfield(L, -2, "bytes"); /* the memory of one histogram */
+  return 1;
+}
