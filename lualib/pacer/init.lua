@@ -43,6 +43,8 @@ pacer.random = require("pacer.base.rng").new
 pacer.webhook = require "pacer.serve.webhook"
 function pacer.mock(o) return require("pacer.serve.mock").start(o) end -- loaded on first use
 function pacer.stats() return require("pacer.run.stats").copy(require("pacer.run.stats").run) end
+function pacer.metrics(o) return require("pacer.observe.metrics").serve(o) end
+pacer.threshold = require("pacer.observe.threshold").threshold
 
 -- pacer.each(list, fn, {concurrency = 16, on_error = "report"}): fn(item, index) for
 -- every item with at most `concurrency` running at once. Returns {ok=, value=|err=} per

@@ -63,6 +63,13 @@ static void publish_options(lua_State *L, const host_opts *o) {
   bind_set_str(L, "events", o->events);
   bind_set_str(L, "stats", o->stats);
   bind_set_str(L, "progress", o->progress);
+  bind_set_str(L, "metrics", o->metrics);
+  lua_createtable(L, o->nthresholds, 0);
+  for (int i = 0; i < o->nthresholds; i++) {
+    lua_pushstring(L, o->thresholds[i]);
+    lua_rawseti(L, -2, i + 1);
+  }
+  lua_setfield(L, -2, "thresholds");
   lua_setfield(L, -2, "pacer.c.cmdline");
   lua_pop(L, 1);
 }
@@ -95,8 +102,9 @@ static int main_done(void *arg) {
   return !ok || rs->loop->live == 0; /* a failed main ends the run at once */
 }
 
-/* Calls the at-exit hook of pacer.run.summary (summary, --stats) under protection.
- * Returns the exit status it asks for: 1 when items failed, else 0. */
+/* Calls the at-exit hook of pacer.run.summary (summary, --stats, thresholds) under
+ * protection. Returns the exit status it asks for: 99 when a threshold was crossed, 1
+ * when items failed, else 0. */
 static int at_exit(lua_State *L, const char *how) {
   int code = 0;
   lua_getglobal(L, "require");
@@ -117,6 +125,20 @@ static int at_exit(lua_State *L, const char *how) {
   return code;
 }
 
+/* --metrics and --threshold, set up before the script runs (pacer.observe.cli).
+ * Returns 0, or 2 (a command-line error, printed) when one of them cannot be had. */
+static int start_observing(lua_State *L) {
+  lua_getglobal(L, "require");
+  lua_pushliteral(L, "pacer.observe.cli");
+  lua_call(L, 1, 1);
+  lua_getfield(L, -1, "start");
+  lua_call(L, 0, 1);
+  int bad = lua_isstring(L, -1);
+  if (bad) fprintf(stderr, "pacer: %s\ntry 'pacer --help'\n", lua_tostring(L, -1));
+  lua_pop(L, 2);
+  return bad ? 2 : 0;
+}
+
 static int pmain(lua_State *L) {
   const host_opts *o = lua_touserdata(L, 1);
   pacer_loop *loop = loop_get(L);
@@ -129,6 +151,10 @@ static int pmain(lua_State *L) {
   lua_pushliteral(L, "pacer.base.boot");
   lua_call(L, 1, 0);
   make_arg(L, o);
+  if ((o->metrics || o->nthresholds) && start_observing(L)) {
+    lua_pushinteger(L, 2);
+    return 1;
+  }
 
   int status;
   if (o->interactive) { /* the REPL is the main function; the chunk (if any) its argument */
@@ -177,8 +203,8 @@ static int pmain(lua_State *L) {
     at_exit(L, "error");
     code = 1;
   } else {
-    int items_failed = at_exit(L, "ok");
-    code = loop->failed || items_failed ? 1 : 0;
+    int status = at_exit(L, "ok"); /* 99: a threshold was crossed; 1: items failed */
+    code = loop->failed ? 1 : status;
     if (o->module) { /* a subcommand's main function may return its exit status (2: bad usage) */
       lua_settop(L, 2);
       task_push_results(L, rs.main); /* [.., {n=, ...}] */

@@ -13,6 +13,9 @@ typedef struct host_opts {
   int verbose, quiet;
   int interactive; /* -i, or no script on a terminal: the REPL after the script */
   const char *events, *stats, *progress;
+  const char *metrics;     /* --metrics HOST:PORT, or NULL */
+  const char **thresholds; /* --threshold EXPR, each */
+  int nthresholds;
 } host_opts;
 
 /* Runs the script or code as the main task. Returns the process exit status:

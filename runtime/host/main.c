@@ -28,6 +28,9 @@ static const char usage[] =
     "  --progress=MODE      auto (a live line on a terminal), plain (a line every 5 s), off\n"
     "  --events FILE.jsonl  write one JSON line per HTTP attempt\n"
     "  --stats FILE.json    write the run summary as JSON at exit\n"
+    "  --metrics HOST:PORT  serve Prometheus metrics at http://HOST:PORT/metrics while it runs\n"
+    "  --threshold EXPR     fail the run (exit 99) unless EXPR holds, e.g. 'p99<300ms',\n"
+    "                       'errors<1%', 'throttled==0', 'ratio<1.05' (repeatable)\n"
     "  -h, --help           this help\n"
     "  --version            print the version and those of libcurl, Lua and libevent\n"
     "\n"
@@ -40,7 +43,7 @@ static const char usage[] =
     "  --key K              require X-Auth-Token: K\n"
     "  --no-headers         no RateLimit-* headers (429 and Retry-After only)\n"
     "\n"
-    "exit status: 0 ok, 1 error, 2 bad command line, 130 interrupted (SIGINT)\n"
+    "exit status: 0 ok, 1 error, 2 bad command line, 99 a threshold crossed, 130 interrupted (SIGINT)\n"
     "environment: PACER_LOG=error|warn|info|debug sets the log level\n"
     "             PACER_PATH=DIR loads lualib modules from DIR instead of the built-in copy\n"
     "see man pacer, and the README\n";
@@ -63,8 +66,12 @@ static int check_output(const char *opt, const char *path) {
   return 0;
 }
 
+#define MAX_THRESHOLDS 32
+
 int main(int argc, char **argv) {
   host_opts o = {0};
+  const char *thresholds[MAX_THRESHOLDS];
+  o.thresholds = thresholds;
   o.argv = argv;
   o.progress = "auto";
   int i = 1;
@@ -103,6 +110,13 @@ int main(int argc, char **argv) {
         o.events = argv[i];
       else
         o.stats = argv[i];
+    } else if (!strcmp(a, "--metrics")) {
+      if (++i >= argc) return bad("option needs HOST:PORT:", a);
+      o.metrics = argv[i];
+    } else if (!strcmp(a, "--threshold")) {
+      if (++i >= argc) return bad("option needs an expression like 'p99<300ms':", a);
+      if (o.nthresholds == MAX_THRESHOLDS) return bad("too many thresholds (at most 32) at", argv[i]);
+      thresholds[o.nthresholds++] = argv[i];
     } else {
       return bad("unknown option", a);
     }

@@ -15,6 +15,7 @@ local pool = require "pacer.run.pool"
 local failures = require "pacer.run.failures"
 local progress = require "pacer.run.progress"
 local stats = require "pacer.run.stats"
+local gauges = require "pacer.observe.gauges"
 local input = require "pacer.job.input"
 local ledger_family = require "pacer.job.ledger"
 local output = require "pacer.job.output"
@@ -178,6 +179,15 @@ function Job:_prepare()
     end
   end
   self.job_id = L:meta().job_id
+  gauges.register("pacer_job_items", self, function()
+    if not self.ledger then return {} end
+    local c, out = self.ledger:counts(), {}
+    c.pending = c.pending + c.leased
+    for _, k in ipairs{"done", "failed", "invalid", "duplicate", "pending"} do
+      out[#out + 1] = {{job = self.name, outcome = k}, c[k]}
+    end
+    return out
+  end)
 end
 
 -- The item as fn sees it.

@@ -12,6 +12,8 @@ local hist = require "pacer.c.hist"
 
 local M = {}
 
+-- M.watch: called after each attempt when set (observe/threshold's abort = true)
+
 function M.new()
   return {latency = hist.new(), lateness = hist.new(), limiter = hist.new(),
     time = {limiter = 0, slot = 0, retry = 0, server = 0}, calls = {}}
@@ -41,6 +43,7 @@ function M.attempt(sinks, method, status, paced, slot, slot_at, sent, server)
     end
     by[status] = (by[status] or 0) + 1
   end
+  if M.watch then M.watch() end
 end
 
 -- A pause before a retry (backoff or Retry-After).

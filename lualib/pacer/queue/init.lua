@@ -6,6 +6,7 @@
 -- (waits while empty; nil once closed and empty), try_pop(), len(), close(), stats(),
 -- dead() -> {{item=, err=, attempts=}}, work(n, fn) -> {done=, failed=}. The durable
 -- ones add ack(job) and fail(job, err); their job carries attempts and idempotency_key.
+local gauges = require "pacer.observe.gauges"
 local opts = require "pacer.base.options"
 
 local M = {}
@@ -19,16 +20,16 @@ function M.new(o)
     if o.durable or o.capacity or o.full or o.retry_delay then
       opts.raise("pacer.queue: a Redis queue takes redis, name, max_attempts, poll and lease")
     end
-    return require("pacer.queue.redis").new(o)
+    return gauges.queue(require("pacer.queue.redis").new(o), o.name)
   end
   if o.durable then
     if o.capacity or o.full or o.retry_delay then
       opts.raise("pacer.queue: a durable queue takes durable, name, max_attempts, poll and lease")
     end
-    return require("pacer.queue.sqlite").new(o)
+    return gauges.queue(require("pacer.queue.sqlite").new(o), o.name)
   end
   if o.name or o.poll or o.lease then opts.raise("pacer.queue: 'name', 'poll' and 'lease' go with durable or redis") end
-  return require("pacer.queue.memory").new(o)
+  return gauges.queue(require("pacer.queue.memory").new(o))
 end
 
 return M

@@ -6,6 +6,8 @@ local failures = require "pacer.run.failures"
 local stats = require "pacer.run.stats"
 local task = require "pacer.c.task"
 local url = require "pacer.base.url"
+local timing = require "pacer.observe.timing"
+local threshold = require "pacer.observe.threshold"
 
 local M = {}
 
@@ -26,6 +28,8 @@ function M.summary(how)
     local q = client:quota()
     if q and q.remaining then s.quota[client.name] = q end
   end
+  local t = timing.report(run.timing)
+  s.latency, s.lateness, s.time = t.latency, t.lateness, t.time
   if #run.rates == 1 and run.ok + run.failed > 0 then
     s.rate = run.rates[1]
     s.ideal = (run.ok + run.failed) / run.rates[1]
@@ -48,6 +52,25 @@ local function ratio_reason(s)
   return nil
 end
 
+-- "20.1ms", "1.23s", "850µs": a latency, readably
+local function ms(v)
+  if v >= 1 then return string.format("%.3gs", v) end
+  if v >= 0.001 then return string.format("%.3gms", v * 1e3) end
+  return string.format("%.3gµs", v * 1e6)
+end
+M.ms = ms
+
+-- The latency line and the time breakdown line (nil when nothing was timed).
+local function timing_lines(s)
+  local l, t = s.latency, s.time
+  if not l or l.count == 0 then return nil end
+  local out = string.format("pacer: latency p50 %s, p90 %s, p99 %s, p99.9 %s, max %s", ms(l.p50), ms(l.p90),
+    ms(l.p99), ms(l.p999), ms(l.max))
+  if s.lateness.count > 0 then out = out .. string.format("; send lateness p99 %s", ms(s.lateness.p99)) end
+  return out .. string.format("\npacer: time went to: the limiter %.2fs, a concurrency slot %.2fs, retry pauses "
+    .. "%.2fs, the server %.2fs", t.limiter, t.slot, t.retry, t.server)
+end
+
 local function line(s)
   local codes = {}
   for code, n in pairs(s.by_status) do codes[#codes + 1] = code .. "×" .. n end
@@ -60,6 +83,8 @@ local function line(s)
     out = out .. string.format("\npacer: %d request%s in flight cancelled", s.cancelled, s.cancelled == 1 and "" or "s")
   end
   if #codes > 0 then out = out .. "\npacer: by status: " .. table.concat(codes, " ") end
+  local tl = timing_lines(s)
+  if tl then out = out .. "\n" .. tl end
   if s.cache_hits > 0 then out = out .. string.format("\npacer: %d answered from the cache", s.cache_hits) end
   local names = {}
   for name in pairs(s.quota) do names[#names + 1] = name end
@@ -78,11 +103,14 @@ local function line(s)
   return out
 end
 
--- At exit (how: "ok" | "error" | "interrupted" | "exit"): --stats, the summary line.
--- Returns 1 when items failed in a run that otherwise ended well, for the exit status.
+-- At exit (how: "ok" | "error" | "interrupted" | "exit"): --stats, the summary line,
+-- the thresholds. Returns the exit status of a run that otherwise ended well: 99 when a
+-- threshold was crossed, 1 when items failed, else 0.
 function M.at_exit(how)
   if package.loaded["pacer.limiter.sqlite"] then package.loaded["pacer.limiter.sqlite"].save_all() end
   local s = M.summary(how)
+  local checked = threshold.check_all(s)
+  if #checked > 0 then s.thresholds = checked end
   if options.stats then
     local f, err = io.open(options.stats, "w")
     local ok = f and f:write(cjson.encode(s), "\n")
@@ -94,6 +122,8 @@ function M.at_exit(how)
   end
   local failed = failures.line()
   if failed then io.stderr:write(failed, "\n") end -- even with -q: it sets the exit status
+  local crossed = threshold.report(checked) -- even with -q: it sets the exit status
+  if crossed then return 99 end
   return failed and 1 or 0
 end
 
