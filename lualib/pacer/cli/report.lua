@@ -1,6 +1,7 @@
 -- pacer.cli.report: `pacer report EVENTS.jsonl -o run.svg|run.html`. Draws requests per
 -- second over time, stacked by outcome (ok, ok on a retry, 429, errors), with the
--- declared rate as a line: the traffic figure of a run, from its --events log.
+-- declared rate as a line: the traffic figure of a run, from its --events log. Under it,
+-- the latency panel: the server's p50 and p99 per time step (each attempt's `elapsed`).
 local cjson = require "cjson"
 
 local USAGE = "usage: pacer report EVENTS.jsonl -o OUT.svg|OUT.html [--title TEXT]\n"
@@ -62,11 +63,12 @@ local function bucketize(events)
   local width = duration <= 30 and 0.5 or math.ceil(duration / 120)
   local nb = math.floor(duration / width) + 1
   local buckets, totals, rate = {}, {ok = 0, retry = 0, throttled = 0, error = 0}, nil
-  for i = 1, nb do buckets[i] = {ok = 0, retry = 0, throttled = 0, error = 0} end
+  for i = 1, nb do buckets[i] = {ok = 0, retry = 0, throttled = 0, error = 0, elapsed = {}} end
   for _, e in ipairs(events) do
     local i = math.floor((e.t - t0) / width) + 1
     local k = classify(e)
     buckets[i][k] = buckets[i][k] + 1
+    if type(e.elapsed) == "number" then table.insert(buckets[i].elapsed, e.elapsed) end
     totals[k] = totals[k] + 1
     if type(e.rate) == "number" then rate = math.max(rate or 0, e.rate) end
   end
@@ -82,8 +84,58 @@ local function nice_max(v)
   return 10 * p
 end
 
+-- p50 and p99 (seconds) of each bucket's attempts, nil where none was timed.
+local function percentiles(data)
+  local p50, p99, top = {}, {}, 0
+  for i, b in ipairs(data.buckets) do
+    local v = b.elapsed
+    if #v > 0 then
+      table.sort(v)
+      p50[i], p99[i] = v[math.max(1, math.ceil(#v * 0.5))], v[math.max(1, math.ceil(#v * 0.99))]
+      top = math.max(top, p99[i])
+    end
+  end
+  return p50, p99, top
+end
+
+-- The latency panel, drawn at y offset `y0` with the traffic chart's x axis.
+local function latency_panel(add, data, y0, L, pw, ph)
+  local p50, p99, top = percentiles(data)
+  add('<g id="latency" transform="translate(0 %d)">', y0)
+  add('<text x="%d" y="14" font-weight="bold">latency (server time per attempt)</text>', L)
+  if top == 0 then
+    add('<text x="%d" y="40">no attempt in the log was timed</text></g>', L)
+    return
+  end
+  local maxv = nice_max(top * 1000 * 1.1) -- ms
+  local T = 24
+  for i = 0, 4 do
+    local y = T + ph - ph * i / 4
+    add('<line x1="%d" y1="%.1f" x2="%d" y2="%.1f" stroke="#ddd"/>', L, y, L + pw, y)
+    add('<text x="%d" y="%.1f" text-anchor="end">%g</text>', L - 6, y + 4, maxv * i / 4)
+  end
+  add('<text x="14" y="%d" transform="rotate(-90 14 %d)" text-anchor="middle">ms</text>', T + ph // 2, T + ph // 2)
+  local nb = #data.buckets
+  local bw = pw / nb
+  for _, s in ipairs{{"p50", p50, "#1565c0"}, {"p99", p99, "#c62828"}} do
+    local pts = {}
+    for i = 1, nb do
+      local v = s[2][i]
+      if v then pts[#pts + 1] = string.format("%.1f,%.1f", L + (i - 0.5) * bw, T + ph - ph * (v * 1000) / maxv) end
+    end
+    add('<polyline id="latency-%s" class="latency" fill="none" stroke="%s" stroke-width="1.5" points="%s"/>', s[1],
+      s[3], table.concat(pts, " "))
+  end
+  add('<line x1="%d" y1="%d" x2="%d" y2="%d" stroke="#333"/>', L, T + ph, L + pw, T + ph)
+  add('<rect x="%d" y="%d" width="12" height="3" fill="#1565c0"/><text x="%d" y="%d">p50</text>', L, T + ph + 18,
+    L + 16, T + ph + 22)
+  add('<rect x="%d" y="%d" width="12" height="3" fill="#c62828"/><text x="%d" y="%d">p99</text></g>', L + 60,
+    T + ph + 18, L + 76, T + ph + 22)
+end
+
 local function svg(data, title)
   local W, Hh, L, R, T, B = 900, 380, 60, 20, 40, 70
+  local PANEL = 190 -- the latency panel under the traffic chart
   local pw, ph = W - L - R, Hh - T - B
   local maxv = data.rate or 0
   for _, b in ipairs(data.buckets) do
@@ -94,9 +146,9 @@ local function svg(data, title)
   maxv = tick * nticks
   local nb = #data.buckets
   local bw = pw / nb
-  local out = {string.format('<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" viewBox="0 0 %d %d" font-family="sans-serif" font-size="12">', W, Hh, W, Hh)}
+  local out = {string.format('<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" viewBox="0 0 %d %d" font-family="sans-serif" font-size="12">', W, Hh + PANEL, W, Hh + PANEL)}
   local function add(fmt, ...) out[#out + 1] = string.format(fmt, ...) end
-  add('<rect width="%d" height="%d" fill="white"/>', W, Hh)
+  add('<rect width="%d" height="%d" fill="white"/>', W, Hh + PANEL)
   add('<text x="%d" y="22" font-size="15" font-weight="bold">%s</text>', L, esc(title))
   -- grid and y axis
   for i = 0, nticks do
@@ -147,6 +199,7 @@ local function svg(data, title)
     add('<text x="%d" y="%d">%s</text>', x + 16, Hh - 16, esc(label))
     x = x + 28 + #label * 7
   end
+  latency_panel(add, data, Hh, L, pw, PANEL - 60)
   add('</svg>')
   return table.concat(out, "\n")
 end
