@@ -2,7 +2,9 @@
 #include "core/hist.h"
 #include <string.h>
 
-void hist_init(hist *h) { memset(h, 0, sizeof *h); }
+void hist_init(hist *h) {
+  memset(h, 0, sizeof *h);
+}
 
 int hist_index(int64_t ns) {
   if (ns < 0) ns = 0;

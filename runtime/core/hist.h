@@ -7,7 +7,7 @@
 #define PACER_HIST_H
 #include <stdint.h>
 
-#define HIST_UNIT_SHIFT 3  /* 8 ns units: 1 µs is 125 units, within the exact range */
+#define HIST_UNIT_SHIFT 3   /* 8 ns units: 1 µs is 125 units, within the exact range */
 #define HIST_LINEAR     128 /* units 0..127: one bucket each */
 #define HIST_HALF       64  /* buckets per octave above that */
 #define HIST_OCTAVES    32  /* 128 units << 32: 2^39 units, about 73 minutes */

@@ -7,7 +7,9 @@
 
 #define PACER_HIST "pacer.hist"
 
-static hist *checkhist(lua_State *L, int i) { return luaL_checkudata(L, i, PACER_HIST); }
+static hist *checkhist(lua_State *L, int i) {
+  return luaL_checkudata(L, i, PACER_HIST);
+}
 
 static int64_t to_ns(lua_State *L, int i) {
   double s = luaL_checknumber(L, i);
@@ -111,11 +113,10 @@ static int hist_m_tostring(lua_State *L) {
 }
 
 int luaopen_pacer_hist(lua_State *L) {
-  static const luaL_Reg methods[] = {{"record", hist_m_record},   {"percentile", hist_m_percentile},
-                                     {"merge", hist_m_merge},     {"reset", hist_m_reset},
-                                     {"count", hist_m_count},     {"sum", hist_m_sum},
-                                     {"summary", hist_m_summary}, {"cumulative", hist_m_cumulative},
-                                     {NULL, NULL}};
+  static const luaL_Reg methods[] = {
+      {"record", hist_m_record},   {"percentile", hist_m_percentile}, {"merge", hist_m_merge},
+      {"reset", hist_m_reset},     {"count", hist_m_count},           {"sum", hist_m_sum},
+      {"summary", hist_m_summary}, {"cumulative", hist_m_cumulative}, {NULL, NULL}};
   static const luaL_Reg meta[] = {{"__tostring", hist_m_tostring}, {NULL, NULL}};
   luaL_newmetatable(L, PACER_HIST);
   luaL_setfuncs(L, meta, 0);

@@ -61,11 +61,18 @@ mock:close()
     assert.are.equal(0, r.code, r.stderr)
     assert.matches("pacer report: %d+ attempts over [%d.]+s %-> ", r.stdout)
     local text = H.read_file(svg)
-    for _, id in ipairs{"series-ok", "series-retry", "series-throttled", "series-error", "limit"} do
+    for _, id in ipairs{"series-ok", "series-retry", "series-throttled", "series-error", "limit", "latency"} do
       assert.matches('id="' .. id .. '"', text, 1, true)
     end
+    -- the latency panel: a p50 and a p99 line, one point per time step with timed attempts
+    for _, id in ipairs{"latency-p50", "latency-p99"} do
+      local points = text:match('id="' .. id:gsub("%-", "%%-") .. '"[^>]- points="([^"]*)"')
+      assert.is_truthy(points, "no " .. id .. " line")
+      local n = select(2, points:gsub("[%d.]+,[%d.]+", ""))
+      assert.is_true(n >= 3, id .. " has " .. n .. " points")
+    end
     local dir = tmp("")
-    os.execute(string.format("timeout 60 %s --user-data-dir=%s --window-size=940,420 --screenshot=%s file://%s >/dev/null 2>&1",
+    os.execute(string.format("timeout 60 %s --user-data-dir=%s --window-size=940,620 --screenshot=%s file://%s >/dev/null 2>&1",
       CHROMIUM, dir, png, svg))
     local pic = H.read_file(png) or ""
     os.execute("rm -rf " .. dir)

@@ -146,7 +146,8 @@ local function svg(data, title)
   maxv = tick * nticks
   local nb = #data.buckets
   local bw = pw / nb
-  local out = {string.format('<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" viewBox="0 0 %d %d" font-family="sans-serif" font-size="12">', W, Hh + PANEL, W, Hh + PANEL)}
+  local H = Hh + PANEL
+  local out = {string.format('<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" viewBox="0 0 %d %d" font-family="sans-serif" font-size="12">', W, H, W, H)}
   local function add(fmt, ...) out[#out + 1] = string.format(fmt, ...) end
   add('<rect width="%d" height="%d" fill="white"/>', W, Hh + PANEL)
   add('<text x="%d" y="22" font-size="15" font-weight="bold">%s</text>', L, esc(title))

@@ -33,7 +33,9 @@ local watched = {} -- those with abort = true
 function M.parse(expr)
   if type(expr) ~= "string" then return nil, "expected a string like 'p99<300ms', got " .. type(expr) end
   local metric, op, value = expr:gsub("%s", ""):match("^([%a][%w%.]*)([<>=!]=?)(.+)$")
-  if not metric or not OPS[op] or value:find("^[<>=!]") then return nil, string.format("'%s' is not METRIC OP VALUE (%s)", expr, ACCEPTED) end
+  if not metric or not OPS[op] or value:find("^[<>=!]") then
+    return nil, string.format("'%s' is not METRIC OP VALUE (%s)", expr, ACCEPTED)
+  end
   local kind = METRICS[metric]
   if not kind then return nil, string.format("unknown metric '%s' in '%s' (%s)", metric, expr, ACCEPTED) end
   local t = {expr = expr, metric = metric, op = op}
