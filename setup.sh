@@ -13,9 +13,10 @@ PACKAGES="build-essential cmake pkg-config ca-certificates liblua5.4-dev libcurl
 # the test suite also renders charts in a real browser, runs Redis, shells out to curl,
 # openssl and python3 (hostile servers), lints the tree (tools/lint.sh), checks the manual page (groff, man) and
 # builds the Debian package for CI (dpkg-shlibdeps from dpkg-dev; CPack runs file),
-# verifies JWTs with PyJWT and receives alert mail with aiosmtpd (Debian python3)
+# verifies JWTs with PyJWT and receives alert mail with aiosmtpd (Debian python3), and
+# checks /metrics with Prometheus's promtool and a real prometheus server (prometheus)
 [ "${1:-build}" = test ] && PACKAGES="$PACKAGES chromium redis-server curl openssl python3 lua-check clang-format
-  groff-base man-db dpkg-dev file python3-jwt python3-aiosmtpd"
+  groff-base man-db dpkg-dev file python3-jwt python3-aiosmtpd prometheus"
 
 missing=""
 for p in $PACKAGES; do

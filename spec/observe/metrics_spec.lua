@@ -83,6 +83,8 @@ describe("/metrics", function()
     assert.matches('pacer_request_duration_seconds_bucket{client="sms",le="%+Inf"} %d+', text)
     assert.matches('pacer_request_duration_seconds_count{client="sms"} %d+', text)
     H.contains(text, 'pacer_queue_items{queue="queue#1"} 3')
+    assert.matches('pacer_key_requests_total{client="sms",key="key#1"} %d+', text)
+    assert.matches('pacer_key_requests_total{client="sms",key="key#2"} %d+', text)
     for _, s in ipairs(SECRETS) do assert.is_nil(text:find(s, 1, true), s .. " in /metrics") end
     local file = tmp(".prom")
     local f = assert(io.open(file, "w"))

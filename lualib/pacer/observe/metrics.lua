@@ -31,12 +31,15 @@ local HELP = {
   pacer_quota_remaining = {"gauge", "requests left in the quota the API last reported"},
   pacer_quota_limit = {"gauge", "the quota's limit as the API last reported it"},
   pacer_circuit_open = {"gauge", "1 while the client's circuit breaker is open"},
+  pacer_key_requests_total = {"counter", "requests sent with each key of a key pool (key#1, ...)"},
+  pacer_key_retired = {"gauge", "1 once a key of the pool was retired (401/403)"},
   pacer_queue_items = {"gauge", "items waiting in a queue"},
   pacer_job_items = {"gauge", "a job's items by outcome (pending: not finished yet)"},
 }
 local ORDER = {"pacer_requests_total", "pacer_retries_total", "pacer_throttled_total", "pacer_request_duration_seconds",
   "pacer_limiter_wait_seconds", "pacer_send_lateness_seconds", "pacer_time_seconds_total", "pacer_inflight",
-  "pacer_rate", "pacer_quota_remaining", "pacer_quota_limit", "pacer_circuit_open", "pacer_queue_items",
+  "pacer_rate", "pacer_quota_remaining", "pacer_quota_limit", "pacer_circuit_open", "pacer_key_requests_total",
+  "pacer_key_retired", "pacer_queue_items",
   "pacer_job_items"}
 
 local function escape(v)
@@ -149,6 +152,13 @@ function M.render()
       end
       if c.breaker then
         add("pacer_circuit_open", "pacer_circuit_open" .. cl .. " " .. (c.breaker.state == "open" and 1 or 0))
+      end
+      if c.keys then -- by id (key#1), never by value
+        for _, k in ipairs(c.keys.keys) do
+          local kl = labels({client = g.name, key = k.id}, {"client", "key"})
+          add("pacer_key_requests_total", "pacer_key_requests_total" .. kl .. " " .. (k.sent or 0))
+          add("pacer_key_retired", "pacer_key_retired" .. kl .. " " .. (k.retired and 1 or 0))
+        end
       end
     end
   end
