@@ -30,6 +30,17 @@ describe("latency and time breakdown", function()
     assert.is_table(run.time)
   end)
 
+  it("lim:acquire() returns the slot it granted, so lateness can be measured", function()
+    local lim = pacer.limiter{rate = "20/s"}
+    local w, slot = lim:acquire()
+    assert.are.equal(0, w)
+    assert.is_true(math.abs(pacer.now() - slot) < 0.01)
+    local t0 = pacer.now()
+    w, slot = lim:acquire() -- queued: the slot is 50 ms after the first
+    assert.is_true(w > 0.03, "waited " .. w)
+    assert.is_true(slot >= t0 + 0.03 and slot <= pacer.now(), "slot " .. (slot - t0))
+  end)
+
   it("counts retry pauses and the concurrency slot apart from the limiter", function()
     local mock = pacer.mock{port = 0, rate = "1000/s", latency = "30ms", fail = 0.3}
     local api = pacer.client{base_url = mock.url .. "/v2", concurrency = 1, retry = {base = 0.02, cap = 0.05,

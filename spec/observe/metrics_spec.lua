@@ -151,6 +151,24 @@ scrape_configs:
     assert.matches("pacer.metrics: unknown option 'prt'", H.message(function() pacer.metrics{prt = 1} end), 1, true)
   end)
 
+  it("escapes label values: quotes, backslashes, control bytes and invalid UTF-8 still pass promtool", function()
+    local srv = pacer.serve{port = 0, routes = {["GET /x"] = function() return 200, "ok" end}}
+    local api = pacer.client{base_url = srv.url, name = "a\"b\\c\nd\255\254"}
+    assert(api:get("/x"))
+    local srv2 = pacer.metrics{port = 0}
+    local res = assert(pacer.request{url = srv2.url .. "/metrics", retry = false})
+    srv2:close()
+    srv:close()
+    H.contains(res.body, 'pacer_requests_total{client="a\\"b\\\\c?d??",method="GET",status="200"} 1')
+    local file = tmp(".prom")
+    local f = assert(io.open(file, "w"))
+    f:write(res.body)
+    f:close()
+    local out, code = H.sh("promtool check metrics < " .. file .. " 2>&1", 30)
+    os.remove(file)
+    assert.are.equal(0, code, out)
+  end)
+
   it("--metrics on a port in use is a command-line error before the script runs (exit 2)", function()
     local busy = pacer.serve{port = 0, handler = function() return 204 end}
     local marker = tmp(".ran")

@@ -42,8 +42,13 @@ local ORDER = {"pacer_requests_total", "pacer_retries_total", "pacer_throttled_t
   "pacer_key_retired", "pacer_queue_items",
   "pacer_job_items"}
 
+-- A label value as the format wants it: valid UTF-8 without control characters (a
+-- quota policy comes from the server, which may send anything), at most 200 bytes.
 local function escape(v)
-  return (tostring(v):gsub("[\\\"\n]", {["\\"] = "\\\\", ["\""] = "\\\"", ["\n"] = "\\n"}))
+  v = tostring(v):gsub("%c", "?")
+  if #v > 200 then v = v:sub(1, 200) end
+  if not utf8.len(v) then v = v:gsub("[\128-\255]", "?") end
+  return (v:gsub("[\\\"]", {["\\"] = "\\\\", ["\""] = "\\\""}))
 end
 
 local function labels(l, order)
