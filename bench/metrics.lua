@@ -88,7 +88,7 @@ print(string.format("  timing on + /metrics:     %7.0f req/s [%.0f-%.0f] (%d scr
 print(string.format("  overhead: %.1f%% fewer req/s (target <= 5%%): %s", (1 - on / off) * 100,
   on >= 0.95 * off and "met" or "missed"))
 local cpu_off, cpu_on = median(cpu.off), median(cpu.on)
-print(string.format("  CPU per request (less noisy on a shared machine): off %.1f µs, on %.1f µs (+%.1f%%)", cpu_off,
+print(string.format("  CPU per request (less noisy on a shared machine): off %.1f µs, on %.1f µs (%+.1f%%)", cpu_off,
   cpu_on, (cpu_on / cpu_off - 1) * 100))
 print(string.format("  memory per client: histograms + counters %.1f KB (a histogram is %d bytes); "
   .. "a whole pacer.client %.1f KB", t_bytes / 1024, require("pacer.c.hist").bytes, c_bytes / 1024))
