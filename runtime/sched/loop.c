@@ -2,6 +2,7 @@
 #include "sched/loop.h"
 #include "sched/task.h"
 #include <event2/event.h>
+#include <lauxlib.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -29,9 +30,63 @@ double loop_wall(void) {
   return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+/* The loop whose loop_run is under way, for the SIGINT handler (a signal carries no
+ * pointer): the process's one loop, as lua.c keeps its globalL. */
+static pacer_loop *running_loop;
+
+#define INTERRUPT_MASK (LUA_MASKCALL | LUA_MASKRET | LUA_MASKLINE | LUA_MASKCOUNT)
+
+/* Runs in the Lua code that was running when SIGINT came. Gone quietly once the loop has
+ * seen the signal (the code yielded in time); raises "interrupted" once the code has kept
+ * the loop from it for LOOP_SIGINT_GRACE, and ends the run unless the REPL takes it. */
+static void interrupt_hook(lua_State *L, lua_Debug *ar) {
+  (void)ar;
+  pacer_loop *loop = loop_get(L);
+  if (loop->sigints_seen >= loop->sigints) {
+    lua_sethook(L, NULL, 0, 0);
+    return;
+  }
+  if ((double)(loop_now_ns() - loop->sigint_at) < LOOP_SIGINT_GRACE * 1e9) {
+    lua_sethook(L, interrupt_hook, LUA_MASKCOUNT, 1000); /* look again soon, cheaply */
+    return;
+  }
+  lua_sethook(L, NULL, 0, 0);
+  loop->sigints_consumed++;
+  if (!loop->sigint_hook) {
+    loop->interrupted = 1;
+    event_base_loopbreak(loop->base);
+  }
+  luaL_error(L, "interrupted");
+}
+
+/* The process's SIGINT handler while the loop runs: only signal-safe steps. Marks the
+ * running task's thread with the hook (lua_sethook may be called from a signal), then
+ * hands the signal to libevent's handler, which wakes the loop's on_sigint. */
+static void on_sigint_signal(int sig) {
+  pacer_loop *loop = running_loop;
+  if (!loop) return;
+  int unseen = loop->sigints - loop->sigints_seen;
+  loop->sigints++;
+  if (unseen >= 2) { /* the third the loop never saw: the code swallows "interrupted" */
+    signal(SIGINT, SIG_DFL);
+    raise(SIGINT);
+    return;
+  }
+  loop->sigint_at = loop_now_ns();
+  struct task *t = loop->current;
+  if (t) lua_sethook(task_thread(t), interrupt_hook, INTERRUPT_MASK, 1);
+  void (*prev)(int) = loop->sigint_prev.sa_handler;
+  if (!(loop->sigint_prev.sa_flags & SA_SIGINFO) && prev != SIG_DFL && prev != SIG_IGN) prev(sig);
+}
+
 static void on_sigint(evutil_socket_t fd, short what, void *arg) {
   (void)fd, (void)what;
   pacer_loop *loop = arg;
+  loop->sigints_seen++;
+  if (loop->sigints_consumed > 0) { /* the hook raised for this one already */
+    loop->sigints_consumed--;
+    return;
+  }
   if (loop->sigint_hook) {
     loop->sigint_hook(loop);
     return;
@@ -101,6 +156,17 @@ static int pending(pacer_loop *loop) {
 
 int loop_run(pacer_loop *loop, int (*done)(void *), void *arg) {
   event_add(loop->sigint_ev, NULL);
+  /* ours in front of libevent's (which the add installed), for code that never yields */
+  struct sigaction sa;
+  running_loop = loop;
+  loop->sigints = loop->sigints_seen = 0;
+  loop->sigints_consumed = 0;
+  if (sigaction(SIGINT, NULL, &loop->sigint_prev) == 0) {
+    sa = loop->sigint_prev;
+    sa.sa_flags &= ~SA_SIGINFO;
+    sa.sa_handler = on_sigint_signal;
+    sigaction(SIGINT, &sa, NULL);
+  }
   /* what is pending with nothing else going on: the SIGINT watch and libevent's own
    * (libevent counts an active event as added too, hence the difference) */
   int idle = pending(loop);
@@ -109,6 +175,8 @@ int loop_run(pacer_loop *loop, int (*done)(void *), void *arg) {
       break; /* no timer, transfer, listener or ready task can wake anyone: a deadlock */
     if (event_base_loop(loop->base, EVLOOP_ONCE) < 0) break;
   }
+  sigaction(SIGINT, &loop->sigint_prev, NULL);
+  running_loop = NULL;
   event_del(loop->sigint_ev);
   return loop->interrupted || loop->stopping ? 130 : 0;
 }

@@ -5,6 +5,7 @@
 #define PACER_LOOP_H
 #include "core/list.h"
 #include <lua.h>
+#include <signal.h>
 #include <stdint.h>
 
 struct event_base;
@@ -27,6 +28,14 @@ typedef struct pacer_loop {
   int graceful;                             /* > 0: a first SIGINT only asks the run to stop (jobs) */
   volatile int stopping;                    /* that first SIGINT was seen: the run ends with 130 */
   int verbosity;                            /* PLOG_* level and below are printed */
+  /* Ctrl-C for code that never yields (loop.c): the process's SIGINT handler counts, the
+   * loop's callback counts what it saw, a Lua hook raises "interrupted" when the loop
+   * does not get to see it in time. */
+  volatile sig_atomic_t sigints;      /* SIGINTs delivered while the loop runs */
+  volatile sig_atomic_t sigints_seen; /* of those, how many the loop's callback has seen */
+  int sigints_consumed;               /* raised by the hook: the loop's callback skips them */
+  volatile int64_t sigint_at;         /* when the last one came (monotonic ns) */
+  struct sigaction sigint_prev;       /* libevent's handler, which ours chains to */
 } pacer_loop;
 
 /* Log levels, as lualib/pacer/base/log.lua numbers them. */
@@ -54,6 +63,11 @@ void loop_log(pacer_loop *loop, int level, const char *fmt, ...) __attribute__((
 
 /* Runs until `done()` says so, the loop runs dry, or SIGINT. Returns 0, or 130 on SIGINT.
  * While loop->graceful > 0 a first SIGINT only sets loop->stopping (the job finishes
- * what is in flight, and the run still ends with 130); a second one ends the run. */
+ * what is in flight, and the run still ends with 130); a second one ends the run.
+ * Lua code that keeps the loop from seeing a SIGINT for LOOP_SIGINT_GRACE seconds (a
+ * `while true do end`) gets "interrupted" raised in it; the run then ends with 130, or
+ * with the REPL's sigint_hook set, the REPL goes on. A third SIGINT the loop has not
+ * seen ends the process at once (code that catches "interrupted" and carries on). */
+#define LOOP_SIGINT_GRACE 0.25
 int loop_run(pacer_loop *loop, int (*done)(void *), void *arg);
 #endif

@@ -201,6 +201,50 @@ other:wait()
   end)
 end)
 
+describe("Ctrl-C for code that never yields", function()
+  -- runs `path`, sends SIGINT after `after` s (and again every 0.5 s, `times` in all);
+  -- returns the exit code, stderr, and the seconds from the first SIGINT to the exit
+  local function interrupt(path, after, times)
+    local dir = os.tmpname()
+    local ints = {}
+    for i = 1, times or 1 do ints[i] = (i > 1 and "sleep 0.5; " or "") .. "kill -INT $pid 2>/dev/null;" end
+    local cmd = string.format("sh -c '%s %s >/dev/null 2>%s.err & pid=$!; sleep %s; date +%%s.%%N >%s.t0; %s "
+      .. "wait $pid; echo $? >%s.code; date +%%s.%%N >%s.t1'", H.PACER, path, dir, after, dir,
+      table.concat(ints, " "), dir, dir)
+    os.execute("timeout 20 " .. cmd)
+    local code = H.read_file(dir .. ".code") or ""
+    local stderr = H.read_file(dir .. ".err") or ""
+    local took = tonumber(H.read_file(dir .. ".t1") or "") - tonumber(H.read_file(dir .. ".t0") or "")
+    for _, ext in ipairs{"", ".err", ".code", ".t0", ".t1"} do os.remove(dir .. ext) end
+    return code, stderr, took
+  end
+
+  it("a script in `while true do end` exits 130 with one line saying so", function()
+    local code, stderr, took = interrupt(script("while true do end\n"), 0.5)
+    assert.are.equal("130\n", code)
+    assert.are.equal("\npacer: interrupted\n", stderr:match("^\npacer: interrupted\n"), stderr)
+    assert.is_false(has(stderr, "traceback"), stderr)
+    assert.is_true(took < 3, "exited " .. took .. " s after the SIGINT")
+  end)
+
+  it("a busy task among others that yield is stopped too: exit 130", function()
+    local code, stderr, took = interrupt(script([[
+pacer.spawn(function() while true do pacer.sleep(0.01) end end)
+pacer.spawn(function() local x = 0 while true do x = x + 1 end end)
+pacer.sleep(60)
+]]), 0.5)
+    assert.are.equal("130\n", code)
+    contains(stderr, "pacer: interrupted")
+    assert.is_true(took < 3, "exited " .. took .. " s after the SIGINT")
+  end)
+
+  it("code that catches 'interrupted' and goes on is ended by the third Ctrl-C", function()
+    local code, _, took = interrupt(script("while true do pcall(function() while true do end end) end\n"), 0.5, 3)
+    assert.are.equal("130\n", code) -- killed by SIGINT: the shell reports 128 + 2
+    assert.is_true(took < 4, "exited " .. took .. " s after the first SIGINT")
+  end)
+end)
+
 describe("pacer mock command line", function()
   it("an unknown option exits 2 and names it, without a traceback", function()
     local r = H.run_pacer({"mock", "--bogus"}, {timeout = 10})
