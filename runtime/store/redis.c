@@ -1,13 +1,18 @@
 /* redis.c: a Redis connection on the event loop (hiredis async + its libevent adapter):
- * conn:call(cmd, ...) suspends the calling task until the reply; nothing blocks. The
+ * conn:call(cmd, ...) suspends the calling task until the reply; nothing blocks. A
+ * command timeout (hiredis 0.14 has none for async contexts: one libevent timer per
+ * connection, re-armed by each reply) drops a connection whose server stopped answering,
+ * so a frozen Redis fails its commands instead of stalling them. The
  * policies built on it (a shared GCRA limiter) are Lua: lualib/pacer/limiter/redis.lua and redis/conn.lua. */
 #include "mod/bind.h"
 #include "sched/loop.h"
 #include "sched/task.h"
+#include <event2/event.h>
 #include <hiredis/adapters/libevent.h>
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
 #include <lauxlib.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -16,8 +21,35 @@
 typedef struct rconn {
   redisAsyncContext *ac; /* NULL once disconnected: hiredis frees it */
   int up;                /* connected (handshake done) */
-  char err[128];         /* why it went down */
+  int pending;           /* commands sent and not answered */
+  struct event *timer;   /* fires when `pending` > 0 and no reply came for `timeout` */
+  struct timeval timeout;
+  char err[128]; /* why it went down */
 } rconn;
+
+/* The timer's callback: the server has not answered for the timeout. Drops the
+ * connection; hiredis hands every pending command a NULL reply, which reads r->err. */
+static void on_timeout(evutil_socket_t fd, short what, void *arg) {
+  (void)fd, (void)what;
+  rconn *r = arg;
+  if (!r->ac) return;
+  snprintf(r->err, sizeof r->err, "timeout: no reply in %gs", (double)r->timeout.tv_sec + r->timeout.tv_usec / 1e6);
+  redisAsyncContext *ac = r->ac;
+  r->ac = NULL;
+  r->up = 0;
+  r->pending = 0;
+  redisAsyncFree(ac); /* on_reply(NULL) for each pending command, then on_disconnect */
+}
+
+/* One reply (or failure) came: the clock starts again for those still pending. */
+static void answered(rconn *r) {
+  if (!r || !r->timer) return;
+  if (r->pending > 0) r->pending--;
+  if (r->pending > 0)
+    evtimer_add(r->timer, &r->timeout);
+  else
+    evtimer_del(r->timer);
+}
 
 static void on_connect(const redisAsyncContext *ac, int status) {
   rconn *r = ac->data;
@@ -36,7 +68,7 @@ static void on_disconnect(const redisAsyncContext *ac, int status) {
   if (!r) return;
   if (status != REDIS_OK)
     snprintf(r->err, sizeof r->err, "%s", ac->errstr[0] ? ac->errstr : "connection lost");
-  else
+  else if (strncmp(r->err, "timeout", 7) != 0)
     snprintf(r->err, sizeof r->err, "closed");
   r->ac = NULL;
   r->up = 0;
@@ -63,6 +95,7 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *privdata) {
   task *t = privdata;
   lua_State *L = task_thread(t);
   redisReply *rep = reply;
+  answered(ac->data);
   lua_checkstack(L, 4);
   if (!rep) {
     rconn *r = ac->data;
@@ -110,6 +143,7 @@ static int conn_call(lua_State *L) {
     lua_pushstring(L, r->ac && r->ac->errstr[0] ? r->ac->errstr : "cannot send");
     return 2;
   }
+  if (r->timer && r->pending++ == 0) evtimer_add(r->timer, &r->timeout);
   return task_suspend(L);
 }
 
@@ -121,6 +155,11 @@ static int conn_alive(lua_State *L) {
 
 static int conn_close(lua_State *L) {
   rconn *r = luaL_checkudata(L, 1, PACER_REDIS);
+  if (r->timer) {
+    event_free(r->timer);
+    r->timer = NULL;
+  }
+  r->pending = 0;
   if (r->ac) {
     redisAsyncContext *ac = r->ac;
     r->ac = NULL;
@@ -130,15 +169,25 @@ static int conn_close(lua_State *L) {
   return 0;
 }
 
-/* connect(host, port) -> conn (the connection completes in the background; commands sent
- * meanwhile wait for it) | raises when the address cannot even be tried */
+/* connect(host, port [, timeout]) -> conn (the connection completes in the background;
+ * commands sent meanwhile wait for it) | raises when the address cannot even be tried.
+ * timeout: seconds a command may wait for its reply (connecting included) before the
+ * connection is dropped and the command fails with "timeout: ..."; 0 or nil: none. */
 static int l_connect(lua_State *L) {
   const char *host = luaL_checkstring(L, 1);
   lua_Integer port = luaL_checkinteger(L, 2);
+  lua_Number timeout = luaL_optnumber(L, 3, 0);
   luaL_argcheck(L, port > 0 && port < 65536, 2, "port must be 1..65535");
+  luaL_argcheck(L, timeout >= 0 && timeout < 1e9, 3, "timeout must be 0 .. 1e9 seconds");
   rconn *r = lua_newuserdatauv(L, sizeof *r, 0);
   memset(r, 0, sizeof *r);
   luaL_setmetatable(L, PACER_REDIS);
+  if (timeout > 0) {
+    r->timeout.tv_sec = (time_t)timeout;
+    r->timeout.tv_usec = (suseconds_t)((timeout - floor(timeout)) * 1e6);
+    r->timer = evtimer_new(loop_get(L)->base, on_timeout, r);
+    if (!r->timer) return luaL_error(L, "redis: out of memory");
+  }
   redisAsyncContext *ac = redisAsyncConnect(host, (int)port);
   if (!ac) return luaL_error(L, "redis: out of memory");
   if (ac->err) {

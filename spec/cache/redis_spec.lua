@@ -123,8 +123,29 @@ print(c:get("a"), c:fetch("b", function() return "loaded" end), c:fetch("b", fun
     assert.are.equal(1, warnings, out)
   end)
 
+  it("fails open within redis_timeout when Redis freezes, and uses it again after", function()
+    local c = pacer.cache{redis = redis.url, name = fresh_name(), redis_timeout = "300ms"}
+    c:set("a", 1)
+    assert.are.equal(1, c:get("a"))
+    redis.freeze()
+    finally(function() redis.thaw() end)
+    local t0 = pacer.now()
+    assert.is_nil(c:get("a"))
+    local took = pacer.now() - t0
+    assert.is_true(took >= 0.25 and took < 1, "the first get with Redis frozen took " .. took)
+    t0 = pacer.now()
+    assert.are.equal("loaded", c:fetch("b", function() return "loaded" end))
+    assert.is_nil(c:get("a"))
+    took = pacer.now() - t0
+    assert.is_true(took < 0.2, "the next calls (Redis known to be out) took " .. took)
+    redis.thaw()
+    pacer.sleep(1.1) -- past the pause between tries
+    assert.are.equal(1, c:get("a"))
+  end)
+
   it("refuses bad options by name", function()
-    assert.are.equal("pacer.cache: a Redis cache takes redis, name, ttl, negative_ttl and lock, not 'max_entries'",
+    assert.are.equal(
+      "pacer.cache: a Redis cache takes redis, name, ttl, negative_ttl, lock and redis_timeout, not 'max_entries'",
       message(function() pacer.cache{redis = redis.url, max_entries = 10} end))
     assert.are.equal('pacer.cache: \'redis\' must look like redis://HOST:PORT, got "localhost:6379"',
       message(function() pacer.cache{redis = "localhost:6379"} end))

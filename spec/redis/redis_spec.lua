@@ -103,11 +103,40 @@ print("bad " .. bad)
     assert.is_true(took >= 0.45 and took < 1.5, "11 at 20/s (half of 40/s) took " .. took)
   end)
 
+  it("fails over to its local share within redis_timeout of Redis freezing, and back after", function()
+    local key = "frozen-" .. math.random(1e9)
+    local lim = pacer.limiter{rate = "20/s", redis = redis.url, key = key, on_redis_down = "local",
+      local_share = 0.5, redis_timeout = "300ms"}
+    for _ = 1, 3 do lim:acquire() end
+    local function tat()
+      local p = io.popen(string.format("redis-cli -p %d GET pacer:gcra:%s:1", redis.port, key))
+      local v = p:read("a")
+      p:close()
+      return v
+    end
+    redis.freeze()
+    finally(function() redis.thaw() end)
+    local t0 = pacer.now()
+    for _ = 1, 6 do lim:acquire() end -- the first waits out the timeout, then 10/s locally
+    local took = pacer.now() - t0
+    assert.is_true(took >= 0.3 and took < 1.6, "6 acquires with Redis frozen took " .. took)
+    redis.thaw()
+    pacer.sleep(0.2) -- what queued in the frozen Redis has run now
+    local before = tat()
+    for _ = 1, 2 do lim:acquire() end -- still local: Redis is asked once per second
+    assert.are.equal(before, tat())
+    pacer.sleep(1)
+    for _ = 1, 3 do lim:acquire() end
+    assert.are_not.equal(before, tat())
+  end)
+
   it("refuses bad options by name", function()
     assert.are.equal("pacer.limiter: a Redis limiter needs a 'key' naming the shared quota",
       message(function() pacer.limiter{rate = 1, redis = redis.url} end))
     assert.are.equal('pacer.limiter: \'redis\' must look like redis://HOST:PORT, got "http://x"',
       message(function() pacer.limiter{rate = 1, redis = "http://x", key = "k"} end))
+    assert.are.equal("pacer.limiter: 'redis_timeout' must be a positive duration, got 0",
+      message(function() pacer.limiter{rate = 1, redis = redis.url, key = "k", redis_timeout = 0} end))
     assert.are.equal('pacer.limiter: on_redis_down must be "wait" or "local", got "panic"',
       message(function() pacer.limiter{rate = 1, redis = redis.url, key = "k", on_redis_down = "panic"} end))
     assert.are.equal("pacer.limiter: invalid rate 'abc': expected N/s, N/min, N/h, N/day, N/<duration> or a number",
@@ -218,6 +247,6 @@ print("done " .. r.done)
   it("refuses options that belong to the other queues", function()
     local ok, err = pcall(pacer.queue, {redis = redis.url, capacity = 3})
     assert.is_false(ok)
-    assert.matches("pacer.queue: a Redis queue takes redis, name, max_attempts, poll and lease", err, 1, true)
+    assert.matches("pacer.queue: a Redis queue takes redis, name, max_attempts, poll, lease and redis_timeout", err, 1, true)
   end)
 end)

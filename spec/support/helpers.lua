@@ -210,7 +210,12 @@ function M.redis(o)
       pacer.sleep(0.05)
     end
   end
+  -- freeze() (SIGSTOP) and thaw() (SIGCONT): a Redis that stops answering, its port
+  -- still open and its connections still up
+  function r.freeze() os.execute(string.format("kill -STOP $(cat %s/redis.pid) 2>/dev/null", dir)) end
+  function r.thaw() os.execute(string.format("kill -CONT $(cat %s/redis.pid) 2>/dev/null", dir)) end
   function r.cleanup()
+    r.thaw()
     r.stop()
     os.execute("rm -rf " .. dir)
   end

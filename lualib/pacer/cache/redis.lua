@@ -41,7 +41,8 @@ until cursor == '0'
 return n
 ]]
 
-local SPEC = {redis = "string", name = "string", ttl = "duration", negative_ttl = "duration", lock = "duration"}
+local SPEC = {redis = "string", name = "string", ttl = "duration", negative_ttl = "duration", lock = "duration",
+  redis_timeout = "duration"}
 
 -- A ttl argument (not an option) as seconds, or a raise naming the method, as the
 -- memory cache words it.
@@ -52,18 +53,20 @@ local function ttl_arg(where, v, default)
   return d
 end
 
--- {redis = url, name = "default", ttl = 0 (no expiry), negative_ttl =, lock = "30s"}
+-- {redis = url, name = "default", ttl = 0 (no expiry), negative_ttl =, lock = "30s", redis_timeout = "2s"}
 function M.new(o)
   for k in pairs(o) do
     if not SPEC[k] then
-      opts.raise("pacer.cache: a Redis cache takes redis, name, ttl, negative_ttl and lock, not '%s'", tostring(k))
+      opts.raise("pacer.cache: a Redis cache takes redis, name, ttl, negative_ttl, lock and redis_timeout, not '%s'",
+        tostring(k))
     end
   end
   o = opts.check("pacer.cache", o, SPEC)
   local host, port = redis_conn.parse_url(o.redis, "pacer.cache")
   local name = o.name or "default"
   local self = setmetatable({name = name, prefix = "pacer:c:" .. name .. ":",
-    conn = redis_conn.new(host, port, string.format("cache '%s'", name)),
+    conn = redis_conn.new(host, port, string.format("cache '%s'", name),
+      redis_conn.timeout(o.redis_timeout, "pacer.cache")),
     ttl = o.ttl or 0, negative_ttl = o.negative_ttl, lock = o.lock or 30, inflight = {},
     counts = {hits = 0, misses = 0, sets = 0, loads = 0, waits = 0}}, Cache)
   if self.lock <= 0 then opts.raise("pacer.cache: 'lock' must be a positive duration, got %s", tostring(o.lock)) end
@@ -89,11 +92,13 @@ end
 
 -- One command; nil while Redis is unreachable (warned once), raises on a server error.
 function Cache:try(...)
+  if self.conn:resting() then return nil end
   local r, err = self.conn:call(...)
   return (self.conn:check(r, err, "caching nothing meanwhile"))
 end
 
 function Cache:eval(name, script, keys, ...)
+  if self.conn:resting() then return nil end
   local r, err = self.conn:eval(name, script, keys, ...)
   return (self.conn:check(r, err, "caching nothing meanwhile"))
 end

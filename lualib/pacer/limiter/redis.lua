@@ -4,7 +4,9 @@
 -- SCRIPT LOAD, any Redis works, no module) timed by Redis's own clock, then sleeps until
 -- that slot locally. When Redis cannot be reached: on_redis_down = "wait" (default)
 -- retries with backoff until it is back; "local" paces with a local limiter at
--- `local_share` of the rate meanwhile. Both log once per outage.
+-- `local_share` of the rate meanwhile, asking Redis again every PROBE seconds. Both log
+-- once per outage. A Redis that stops answering (frozen, partitioned) is an outage once
+-- a command has waited redis_timeout (default 2 s).
 local redis_conn = require "pacer.redis.conn"
 local corelib = require "pacer.c.corelib"
 local new_limiter = require "pacer.c.limiter"
@@ -13,6 +15,8 @@ local log = require "pacer.base.log"
 local opts = require "pacer.base.options"
 
 local M = {}
+
+local PROBE = 1 -- seconds between tries of Redis while a "local" limiter paces alone
 
 -- KEYS: one per rule; ARGV: interval_us, tolerance_us per rule, then the cost n and
 -- max_wait_us (-1: none). Reserves n units of every rule and returns the wait in us
@@ -55,18 +59,21 @@ local function rule_of(spec, burst)
   return {per_s = per_s, interval = interval, tolerance = (b - 1) * interval, burst = b}
 end
 
--- o: {rate= | rules=, burst=, redis=url, key=, on_redis_down="wait"|"local", local_share=}
+-- o: {rate= | rules=, burst=, redis=url, key=, on_redis_down="wait"|"local", local_share=,
+-- redis_timeout="2s"}
 function M.limiter(o)
-  opts.check("pacer.limiter", o, {rate = "rate", rules = "table", burst = "integer", redis = "string",
-    key = "string", on_redis_down = "string", local_share = "number"})
+  local n = opts.check("pacer.limiter", o, {rate = "rate", rules = "table", burst = "integer", redis = "string",
+    key = "string", on_redis_down = "string", local_share = "number", redis_timeout = "duration"})
   if not o.key then opts.raise("pacer.limiter: a Redis limiter needs a 'key' naming the shared quota") end
   local down = o.on_redis_down or "wait"
   if down ~= "wait" and down ~= "local" then
     opts.raise("pacer.limiter: on_redis_down must be \"wait\" or \"local\", got %q", down)
   end
-  local self = setmetatable({key = o.key, down = down, waited = 0, granted = 0}, Limiter)
+  local self = setmetatable({key = o.key, down = down, waited = 0, granted = 0, outage = false, probing = false,
+    retry_at = 0}, Limiter)
   self.host, self.port = redis_conn.parse_url(o.redis, "pacer.limiter")
-  self.conn = redis_conn.new(self.host, self.port, string.format("limiter '%s'", o.key))
+  self.conn = redis_conn.new(self.host, self.port, string.format("limiter '%s'", o.key),
+    redis_conn.timeout(n.redis_timeout, "pacer.limiter"))
   self:set_rules(o.rules or {o.rate}, o.burst)
   if down == "local" then
     local share = o.local_share or 0.5
@@ -135,16 +142,24 @@ function Limiter:acquire(n, o)
   local max_wait = o and o.max_wait
   if type(max_wait) == "string" then max_wait = corelib.parse_duration(max_wait) end
   local t0 = task.now()
-  local backoff, warned = 0.05, false
+  local backoff = 0.05
   for _ = 1, math.huge do
+    -- during an outage a "local" limiter asks Redis once per PROBE, one task at a time:
+    -- the others must not each wait out redis_timeout
+    if self.down == "local" and self.outage and (self.probing or task.now() < self.retry_at) then
+      return self:acquire_local(n, o, t0)
+    end
+    self.probing = self.outage
     local call_start = task.now()
     local wait, err = self:reserve(n, max_wait)
+    self.probing = false
     if wait and wait < 0 then
       return nil, {kind = "deadline", wait = -1 - wait, message = string.format(
         "the limiter's next slot is %.3fs away, beyond max_wait (%.3fs)", -1 - wait, max_wait)}
     end
     if wait then
-      if warned then log.warn("redis %s:%d is back for limiter '%s'", self.host, self.port, self.key) end
+      if self.outage then log.warn("redis %s:%d is back for limiter '%s'", self.host, self.port, self.key) end
+      self.outage = false
       local left = wait - (task.now() - call_start) -- the slot was timed when Redis answered
       if left > 0 then task.sleep(left) end
       self.granted = self.granted + 1
@@ -152,23 +167,28 @@ function Limiter:acquire(n, o)
       self.waited = self.waited + w
       return w, call_start + wait -- and the slot Redis gave, for lateness
     end
-    if not warned then
+    if not self.outage then
       log.warn("redis %s:%d unreachable for limiter '%s' (%s): %s", self.host, self.port, self.key, err,
         self.down == "local" and string.format("pacing locally at %g of the rate", self.share) or "waiting for it")
-      warned = true
+      self.outage = true
     end
     self.conn:close()
     if self.down == "local" then
-      local w, e = self:local_limiter():acquire(math.min(n, self:local_limiter():max_cost()), o)
-      if not w then return nil, e end
-      self.granted = self.granted + 1
-      return task.now() - t0
+      self.retry_at = task.now() + PROBE
+      return self:acquire_local(n, o, t0)
     end
     task.sleep(backoff)
     backoff = math.min(backoff * 2, 2)
   end
 end
 
+-- One grant from the local limiter (Redis being out), counted as a Redis one is.
+function Limiter:acquire_local(n, o, t0)
+  local w, e = self:local_limiter():acquire(math.min(n, self:local_limiter():max_cost()), o)
+  if not w then return nil, e end
+  self.granted = self.granted + 1
+  return task.now() - t0
+end
 
 function Limiter:state()
   local rate = math.huge

@@ -12,16 +12,18 @@ local opts = require "pacer.base.options"
 local M = {}
 
 local SPEC = {capacity = "integer", full = "string", max_attempts = "integer", retry_delay = "duration",
-  durable = "string", name = "string", poll = "duration", lease = "duration", redis = "string"}
+  durable = "string", name = "string", poll = "duration", lease = "duration", redis = "string",
+  redis_timeout = "duration"}
 
 function M.new(o)
   o = opts.check("pacer.queue", o or {}, SPEC)
   if o.redis then
     if o.durable or o.capacity or o.full or o.retry_delay then
-      opts.raise("pacer.queue: a Redis queue takes redis, name, max_attempts, poll and lease")
+      opts.raise("pacer.queue: a Redis queue takes redis, name, max_attempts, poll, lease and redis_timeout")
     end
     return gauges.queue(require("pacer.queue.redis").new(o), o.name)
   end
+  if o.redis_timeout then opts.raise("pacer.queue: 'redis_timeout' goes with redis") end
   if o.durable then
     if o.capacity or o.full or o.retry_delay then
       opts.raise("pacer.queue: a durable queue takes durable, name, max_attempts, poll and lease")

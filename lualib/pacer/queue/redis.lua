@@ -61,13 +61,14 @@ end
 return 1
 ]]
 
--- {redis = url, name = "default", max_attempts = 3, lease = "5m", poll = "250ms"}
+-- {redis = url, name = "default", max_attempts = 3, lease = "5m", poll = "250ms", redis_timeout = "2s"}
 function M.new(o)
   local host, port = redis_conn.parse_url(o.redis, "pacer.queue")
   local name = o.name or "default"
   local prefix = "pacer:q:" .. name .. ":"
   return base.make(Queue, {name = name, max_attempts = o.max_attempts or 3,
-    conn = redis_conn.new(host, port, string.format("queue '%s'", name)),
+    conn = redis_conn.new(host, port, string.format("queue '%s'", name),
+      redis_conn.timeout(o.redis_timeout, "pacer.queue")),
     lease = opts.duration("pacer.queue", "lease", o.lease or 300),
     poll = opts.duration("pacer.queue", "poll", o.poll or 0.25),
     keys = {prefix .. "ready", prefix .. "items", prefix .. "meta", prefix .. "leased", prefix .. "dead",

@@ -1,7 +1,9 @@
 -- pacer.redis.conn: one Redis connection as the Lua modules use it (the limiter, the
 -- queue, the cache): made again on demand after it drops, scripts loaded once per
 -- connection with SCRIPT LOAD and run with EVALSHA (loaded again after a restart), and
--- a waiting mode that rides out an outage with backoff, warning once per outage.
+-- a waiting mode that rides out an outage with backoff, warning once per outage. A
+-- command not answered within the connection's timeout (redis_timeout, default 2 s)
+-- fails with "timeout: ..." and drops the connection: a frozen Redis is an outage too.
 local connect = require "pacer.c.redis"
 local task = require "pacer.c.task"
 local log = require "pacer.base.log"
@@ -22,9 +24,21 @@ function M.parse_url(u, who)
   return host, tonumber(port) or 6379
 end
 
--- what names the user of the connection in warnings ("limiter 'audian'").
-function M.new(host, port, what)
-  return setmetatable({host = host, port = port, what = what, sha = {}}, Conn)
+M.TIMEOUT = 2 -- seconds a command may wait for its reply, unless redis_timeout says
+M.PROBE = 1 -- seconds between tries of Redis during an outage, for users that do without it
+
+-- The redis_timeout option of `who` (seconds, as opts.check normalized it) checked:
+-- nil gives the default; it must be positive.
+function M.timeout(v, who)
+  if v == nil then return M.TIMEOUT end
+  if v <= 0 then opts.raise("%s: 'redis_timeout' must be a positive duration, got %g", who, v) end
+  return v
+end
+
+-- what names the user of the connection in warnings ("limiter 'audian'"); timeout in
+-- seconds (default M.TIMEOUT).
+function M.new(host, port, what, timeout)
+  return setmetatable({host = host, port = port, what = what, sha = {}, timeout = timeout or M.TIMEOUT}, Conn)
 end
 
 function Conn:where() return string.format("redis %s:%d", self.host, self.port) end
@@ -32,7 +46,7 @@ function Conn:where() return string.format("redis %s:%d", self.host, self.port) 
 -- c:call(cmd, ...) -> reply | false (nil reply) | nil, err; connection made on demand.
 function Conn:call(...)
   if not (self.c and self.c:alive()) then
-    self.c = connect(self.host, self.port)
+    self.c = connect(self.host, self.port, self.timeout)
     self.sha = {}
   end
   return self.c:call(...)
@@ -69,9 +83,16 @@ function Conn:check(r, err, meanwhile)
   local code = err:match("^(%u+) ")
   if code and not TRANSIENT[code] then error(string.format("%s: %s: %s", self.what, self:where(), err), 0) end
   self:close() -- the next call connects afresh
+  self.retry_at = task.now() + M.PROBE
   if not self.outage then log.warn("%s unreachable for %s (%s): %s", self:where(), self.what, err, meanwhile) end
   self.outage = true
   return nil, true
+end
+
+-- True while an outage is on and the next try of Redis is not due: a user that can do
+-- without Redis (the cache) goes without it, rather than wait out each command's timeout.
+function Conn:resting()
+  return self.outage and task.now() < (self.retry_at or 0)
 end
 
 -- Runs f(self) -> reply | nil, err until it answers while Redis is unreachable (backoff
