@@ -103,6 +103,42 @@ print("bad " .. bad)
     assert.is_true(took >= 0.45 and took < 1.5, "11 at 20/s (half of 40/s) took " .. took)
   end)
 
+  -- the most grants in any `span` seconds of `times` (sorted)
+  local function densest(times, span)
+    local most, j = 0, 1
+    for i = 1, #times do
+      while times[i] - times[j] >= span do j = j + 1 end
+      most = math.max(most, i - j + 1)
+    end
+    return most
+  end
+
+  it("does not burst after replies that queued in a frozen Redis: at most burst + 1 in 100 ms", function()
+    local lim = pacer.limiter{rate = "20/s", redis = redis.url, key = "slow-" .. math.random(1e9), redis_timeout = 5}
+    local grants, stop = {}, false
+    local tasks = {}
+    for i = 1, 8 do
+      tasks[i] = pacer.spawn(function()
+        while not stop do
+          lim:acquire()
+          grants[#grants + 1] = pacer.now()
+        end
+      end)
+    end
+    pacer.sleep(0.3)
+    redis.freeze() -- the 8 acquires queue in Redis's socket; it times all of them at once
+    pacer.sleep(0.6)
+    redis.thaw()
+    pacer.sleep(1.2)
+    stop = true
+    for _, t in ipairs(tasks) do assert.is_true((t:wait())) end
+    table.sort(grants)
+    -- 1.5 intervals hold 2 grants at most when paced, whatever the timer jitter
+    local most = densest(grants, 0.075)
+    assert.is_true(most <= 2, string.format("%d grants in 75 ms at 20/s (burst 1)", most))
+    assert.is_true(#grants >= 20 and #grants <= 54, #grants .. " grants in 2.1 s at 20/s")
+  end)
+
   it("fails over to its local share within redis_timeout of Redis freezing, and back after", function()
     local key = "frozen-" .. math.random(1e9)
     local lim = pacer.limiter{rate = "20/s", redis = redis.url, key = key, on_redis_down = "local",

@@ -150,7 +150,6 @@ function Limiter:acquire(n, o)
       return self:acquire_local(n, o, t0)
     end
     self.probing = self.outage
-    local call_start = task.now()
     local wait, err = self:reserve(n, max_wait)
     self.probing = false
     if wait and wait < 0 then
@@ -160,12 +159,16 @@ function Limiter:acquire(n, o)
     if wait then
       if self.outage then log.warn("redis %s:%d is back for limiter '%s'", self.host, self.port, self.key) end
       self.outage = false
-      local left = wait - (task.now() - call_start) -- the slot was timed when Redis answered
-      if left > 0 then task.sleep(left) end
+      -- The wait counts from when Redis timed the slot, which is when it ran the script:
+      -- the reply is at most a little after that, but the command may have queued long
+      -- before it (a busy or frozen Redis). Taking the round trip off the wait would let
+      -- every queued acquire go at once: wait it all, from the reply.
+      local slot = task.now() + wait
+      if wait > 0 then task.sleep(wait) end
       self.granted = self.granted + 1
       local w = task.now() - t0
       self.waited = self.waited + w
-      return w, call_start + wait -- and the slot Redis gave, for lateness
+      return w, slot -- and the slot Redis gave, for lateness
     end
     if not self.outage then
       log.warn("redis %s:%d unreachable for limiter '%s' (%s): %s", self.host, self.port, self.key, err,
