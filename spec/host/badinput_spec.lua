@@ -129,7 +129,8 @@ describe("unknown option names", function()
 
   it("pacer.queue, and an option that is not built yet", function()
     local msg, full = message(function() local q = pacer.queue{max_atempts = 2}; return q end)
-    assert.are.equal("pacer.queue: unknown option 'max_atempts' (known: capacity, durable, full, lease, max_attempts, name, poll, redis, retry_delay)", msg)
+    assert.are.equal("pacer.queue: unknown option 'max_atempts' (known: capacity, durable, full, lease, max_attempts, "
+      .. "name, poll, redis, redis_timeout, retry_delay, store_timeout)", msg)
     at_this_file(full)
     assert.are.equal("pacer.queue: option 'durable' must be a string, got boolean",
       message(function() return pacer.queue{durable = true} end))

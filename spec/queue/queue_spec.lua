@@ -413,9 +413,10 @@ describe("pacer.queue errors", function()
       message(function() return pacer.queue{full = "maybe"} end))
     assert.are.equal("pacer.queue: option 'full' must be a string, got number",
       message(function() return pacer.queue{full = 1} end))
-    assert.are.equal("pacer.queue: unknown option 'capacty' (known: capacity, durable, full, lease, max_attempts, name, poll, redis, retry_delay)",
+    assert.are.equal("pacer.queue: unknown option 'capacty' (known: capacity, durable, full, lease, max_attempts, name, "
+      .. "poll, redis, redis_timeout, retry_delay, store_timeout)",
       message(function() return pacer.queue{capacty = 3} end))
-    assert.are.equal("pacer.queue: a durable queue takes durable, name, max_attempts, poll and lease",
+    assert.are.equal("pacer.queue: a durable queue takes durable, name, max_attempts, poll, lease and store_timeout",
       message(function() return pacer.queue{durable = "x.db", capacity = 3} end))
     assert.are.equal("pacer.queue: 'max_attempts' must be >= 1, got 0",
       message(function() return pacer.queue{max_attempts = 0} end))

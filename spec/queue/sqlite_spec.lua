@@ -84,6 +84,92 @@ for i = 1, 5 do q:push({n = i}, i == 4 and 1 or 5) end
     rm_db(db)
   end)
 
+  -- A 1 MB tmpfs (we run as root) for a queue whose disk fills up: fill() takes every
+  -- free byte, room() gives them back, cleanup() unmounts.
+  local function small_disk()
+    local dir = os.tmpname()
+    os.remove(dir)
+    assert(os.execute("mkdir -p " .. dir))
+    assert(os.execute(string.format("mount -t tmpfs -o size=1m tmpfs %s", dir)), "cannot mount a tmpfs at " .. dir)
+    return {db = dir .. "/q.db",
+      fill = function() os.execute(string.format("dd if=/dev/zero of=%s/fill bs=4k 2>/dev/null", dir)) end,
+      room = function() os.remove(dir .. "/fill") end,
+      cleanup = function() os.execute(string.format("umount -l %s && rmdir %s", dir, dir)) end} -- -l: even with the file open
+  end
+
+  it("rides out a full disk in q:work: retries until there is room, every item done once", function()
+    local disk = small_disk()
+    finally(disk.cleanup)
+    local q = pacer.queue{durable = disk.db, store_timeout = "10s"}
+    for i = 1, 20 do q:push({n = i}) end
+    q:close()
+    local seen = {}
+    pacer.spawn(function()
+      pacer.sleep(0.3)
+      disk.fill()
+      pacer.sleep(1)
+      disk.room()
+    end)
+    local t0 = pacer.now()
+    local r = q:work(2, function(item)
+      seen[item.n] = (seen[item.n] or 0) + 1
+      pacer.sleep(0.05)
+    end)
+    assert.are.same({done = 20, failed = 0}, r)
+    for i = 1, 20 do assert.are.equal(1, seen[i], "item " .. i) end
+    assert.are.same({ready = 0, leased = 0, dead = 0, len = 0, closed = true}, q:stats())
+    assert.is_true(pacer.now() - t0 >= 1, "the disk was full for a second")
+    q:close_db()
+  end)
+
+  it("stops q:work with the reason when the disk stays full past store_timeout: nothing lost", function()
+    local disk = small_disk()
+    finally(disk.cleanup)
+    local q = pacer.queue{durable = disk.db, store_timeout = "1s"}
+    for i = 1, 20 do q:push({n = i}) end
+    local done = 0
+    pacer.spawn(function()
+      pacer.sleep(0.3)
+      disk.fill()
+    end)
+    local t0 = pacer.now()
+    local msg = H.message(function()
+      q:work(3, function()
+        pacer.sleep(0.05)
+        done = done + 1
+      end)
+    end)
+    local took = pacer.now() - t0
+    assert.matches("^queue:work: stopped: sqlite: .*: database or disk is full %(after 1s of retries%)$", msg)
+    assert.is_true(took >= 1.2 and took < 5, "stopped after " .. took .. " s")
+    disk.room()
+    q:close_db()
+    local again = pacer.queue{durable = disk.db} -- what this process still leased is back
+    assert.is_true(done < 20)
+    assert.is_true(again:len() >= 20 - done and again:len() <= 20, again:len() .. " left after " .. done .. " done")
+    assert.are.equal(0, again:stats().leased)
+    again:close_db()
+  end)
+
+  it("renews the lease of a job that runs longer: no second worker takes it", function()
+    local db = tmpdb()
+    finally(function() rm_db(db) end)
+    local q = pacer.queue{durable = db, lease = "1s", poll = "50ms"}
+    for i = 1, 4 do q:push({n = i}) end
+    local seen = {}
+    pacer.spawn(function()
+      pacer.sleep(4)
+      q:close()
+    end)
+    local r = q:work(2, function(item)
+      seen[item.n] = (seen[item.n] or 0) + 1
+      pacer.sleep(item.n == 1 and 3 or 0.05) -- the other worker is idle long past the lease
+    end)
+    assert.are.same({1, 1, 1, 1}, seen)
+    assert.are.same({done = 4, failed = 0}, r)
+    q:close_db()
+  end)
+
   it("survives kill -9 at random points: every item reaches the API exactly once", function()
     local N = 2000
     local db = tmpdb()

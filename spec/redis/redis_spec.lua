@@ -280,9 +280,25 @@ print("done " .. r.done)
     assert.are.equal(0, twice)
   end)
 
+  it("renews the lease of a job that runs longer: no second worker takes it", function()
+    local q = pacer.queue{redis = redis.url, name = "renew-" .. math.random(1e9), lease = "1s", poll = "50ms"}
+    for i = 1, 4 do q:push({n = i}) end
+    local seen = {}
+    pacer.spawn(function()
+      pacer.sleep(4)
+      q:close()
+    end)
+    local r = q:work(2, function(item)
+      seen[item.n] = (seen[item.n] or 0) + 1
+      pacer.sleep(item.n == 1 and 3 or 0.05) -- the other worker is idle long past the lease
+    end)
+    assert.are.same({1, 1, 1, 1}, seen)
+    assert.are.same({done = 4, failed = 0}, r)
+  end)
+
   it("refuses options that belong to the other queues", function()
     local ok, err = pcall(pacer.queue, {redis = redis.url, capacity = 3})
     assert.is_false(ok)
-    assert.matches("pacer.queue: a Redis queue takes redis, name, max_attempts, poll, lease and redis_timeout", err, 1, true)
+    assert.matches("pacer.queue: a Redis queue takes redis, name, max_attempts, poll, lease, redis_timeout and store_timeout", err, 1, true)
   end)
 end)

@@ -47,6 +47,15 @@ redis.call('HDEL', KEYS[3], ARGV[1])
 return 1
 ]]
 
+-- ARGV: id, lease ms. The lease runs from now again, if the item is still leased.
+local RENEW = [[
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+if not redis.call('ZSCORE', KEYS[4], ARGV[1]) then return 0 end
+redis.call('ZADD', KEYS[4], 'XX', now + tonumber(ARGV[2]), ARGV[1])
+return 1
+]]
+
 local FAIL = [[
 if redis.call('ZREM', KEYS[4], ARGV[1]) == 0 then return 0 end
 local meta = cjson.decode(redis.call('HGET', KEYS[3], ARGV[1]))
@@ -61,7 +70,8 @@ end
 return 1
 ]]
 
--- {redis = url, name = "default", max_attempts = 3, lease = "5m", poll = "250ms", redis_timeout = "2s"}
+-- {redis = url, name = "default", max_attempts = 3, lease = "5m", poll = "250ms", redis_timeout = "2s",
+-- store_timeout = "30s"}
 function M.new(o)
   local host, port = redis_conn.parse_url(o.redis, "pacer.queue")
   local name = o.name or "default"
@@ -71,6 +81,7 @@ function M.new(o)
       redis_conn.timeout(o.redis_timeout, "pacer.queue")),
     lease = opts.duration("pacer.queue", "lease", o.lease or 300),
     poll = opts.duration("pacer.queue", "poll", o.poll or 0.25),
+    store_timeout = base.store_timeout("pacer.queue", o.store_timeout),
     keys = {prefix .. "ready", prefix .. "items", prefix .. "meta", prefix .. "leased", prefix .. "dead",
       prefix .. "seq"}})
 end
@@ -98,6 +109,12 @@ function Queue:try_pop()
 end
 
 function Queue:ack(job) self:run("ack", ACK, job.id) end
+
+-- Starts job's lease again (q:work does so while its handler runs). One try, no waiting
+-- out an outage: the next renewal comes soon enough.
+function Queue:renew(job)
+  self.conn:eval("renew", RENEW, self.keys, job.id, math.floor(self.lease * 1000))
+end
 
 function Queue:fail(job, err) self:run("fail", FAIL, job.id, self.max_attempts, tostring(err)) end
 

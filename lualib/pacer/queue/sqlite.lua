@@ -23,14 +23,15 @@ local SCHEMA = {
   [[CREATE INDEX IF NOT EXISTS pacer_queue_next ON pacer_queue (queue, state, priority, id)]],
 }
 
--- {durable = path, name = "default", max_attempts = 3, poll = "250ms", lease = "5m"}
+-- {durable = path, name = "default", max_attempts = 3, poll = "250ms", lease = "5m", store_timeout = "30s"}
 function M.new(o)
   local ok, db = pcall(open, o.durable)
   if not ok then opts.raise("pacer.queue: %s", db) end
   for _, sql in ipairs(SCHEMA) do db:exec(sql) end
   local self = base.make(Queue, {db = db, name = o.name or "default", max_attempts = o.max_attempts or 3,
     poll = opts.duration("pacer.queue", "poll", o.poll or 0.25),
-    lease = opts.duration("pacer.queue", "lease", o.lease or 300), pid = proc.pid()})
+    lease = opts.duration("pacer.queue", "lease", o.lease or 300), pid = proc.pid(),
+    store_timeout = base.store_timeout("pacer.queue", o.store_timeout)})
   -- leases held by processes that are gone go back to the queue
   for _, row in ipairs(db:exec("SELECT DISTINCT owner FROM pacer_queue WHERE queue = ? AND state = 'leased'",
       self.name)) do
@@ -66,6 +67,13 @@ function Queue:try_pop()
         {id = row.id, attempts = row.attempts + 1, idempotency_key = row.idem}
     end
   end
+end
+
+-- Starts job's lease again (q:work does so while its handler runs): nobody takes it
+-- for a dead worker's.
+function Queue:renew(job)
+  self.db:exec("UPDATE pacer_queue SET updated = ? WHERE id = ? AND state = 'leased' AND owner = ?", task.wall(),
+    job.id, self.pid)
 end
 
 function Queue:ack(job)
