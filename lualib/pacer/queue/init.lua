@@ -5,7 +5,7 @@
 -- Every backend implements: push(item [, priority]), pop() -> item, priority, job
 -- (waits while empty; nil once closed and empty), try_pop(), len(), close(), stats(),
 -- dead() -> {{item=, err=, attempts=}}, work(n, fn) -> {done=, failed=}. The durable
--- ones add ack(job) and fail(job, err); their job carries attempts and idempotency_key.
+-- ones add ack(job), fail(job, err) and renew(job); their job carries attempts and idempotency_key.
 local gauges = require "pacer.observe.gauges"
 local opts = require "pacer.base.options"
 
