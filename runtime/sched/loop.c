@@ -42,6 +42,12 @@ static pacer_loop *running_loop;
 static void interrupt_hook(lua_State *L, lua_Debug *ar) {
   (void)ar;
   pacer_loop *loop = loop_get(L);
+  if (loop->interrupted && !loop->sigint_hook) {
+    /* the run is ending: code that caught "interrupted" gets it again at its next line
+     * or call, so it cannot go on (and, say, record the item as failed) */
+    luaL_error(L, "interrupted");
+    return;
+  }
   if (loop->sigints_seen >= loop->sigints) {
     lua_sethook(L, NULL, 0, 0);
     return;
@@ -50,11 +56,13 @@ static void interrupt_hook(lua_State *L, lua_Debug *ar) {
     lua_sethook(L, interrupt_hook, LUA_MASKCOUNT, 1000); /* look again soon, cheaply */
     return;
   }
-  lua_sethook(L, NULL, 0, 0);
   loop->sigints_consumed++;
-  if (!loop->sigint_hook) {
-    loop->interrupted = 1;
+  if (loop->sigint_hook)
+    lua_sethook(L, NULL, 0, 0); /* the REPL: its statement ends, the session goes on */
+  else {
+    loop->interrupted = 1; /* the run ends; the hook stays, at every line and call */
     event_base_loopbreak(loop->base);
+    lua_sethook(L, interrupt_hook, INTERRUPT_MASK, 1);
   }
   luaL_error(L, "interrupted");
 }

@@ -65,9 +65,10 @@ void loop_log(pacer_loop *loop, int level, const char *fmt, ...) __attribute__((
  * While loop->graceful > 0 a first SIGINT only sets loop->stopping (the job finishes
  * what is in flight, and the run still ends with 130); a second one ends the run.
  * Lua code that keeps the loop from seeing a SIGINT for LOOP_SIGINT_GRACE seconds (a
- * `while true do end`) gets "interrupted" raised in it; the run then ends with 130, or
- * with the REPL's sigint_hook set, the REPL goes on. A third SIGINT the loop has not
- * seen ends the process at once (code that catches "interrupted" and carries on). */
+ * `while true do end`) gets "interrupted" raised in it; the run then ends with 130 (the
+ * error is raised again if the code catches it), or with the REPL's sigint_hook set,
+ * the REPL goes on. A third SIGINT the loop has not seen ends the process at once (a
+ * loop in a user's coroutine, which the hook on its task's thread cannot reach). */
 #define LOOP_SIGINT_GRACE 0.25
 int loop_run(pacer_loop *loop, int (*done)(void *), void *arg);
 #endif

@@ -238,8 +238,24 @@ pacer.sleep(60)
     assert.is_true(took < 3, "exited " .. took .. " s after the SIGINT")
   end)
 
-  it("code that catches 'interrupted' and goes on is ended by the third Ctrl-C", function()
-    local code, _, took = interrupt(script("while true do pcall(function() while true do end end) end\n"), 0.5, 3)
+  it("code that catches 'interrupted' cannot go on: exit 130, nothing after the catch runs", function()
+    local marker = os.tmpname()
+    local code, stderr, took = interrupt(script(string.format([[
+while true do
+  pcall(function() while true do end end)
+  io.open(%q, "w"):write("went on"):close()
+end
+]], marker)), 0.5)
+    local after = H.read_file(marker)
+    os.remove(marker)
+    assert.are.equal("130\n", code)
+    contains(stderr, "pacer: interrupted")
+    assert.are.equal("", after)
+    assert.is_true(took < 3, "exited " .. took .. " s after the SIGINT")
+  end)
+
+  it("a loop in a coroutine of the script's own is ended by the third Ctrl-C", function()
+    local code, _, took = interrupt(script("coroutine.wrap(function() while true do end end)()\n"), 0.5, 3)
     assert.are.equal("130\n", code) -- killed by SIGINT: the shell reports 128 + 2
     assert.is_true(took < 4, "exited " .. took .. " s after the first SIGINT")
   end)
