@@ -150,8 +150,9 @@ function Limiter:acquire(n, o)
       return self:acquire_local(n, o, t0)
     end
     self.probing = self.outage
-    local wait, err = self:reserve(n, max_wait)
+    local ok, wait, err = pcall(self.reserve, self, n, max_wait)
     self.probing = false
+    if not ok then error(wait, 0) end
     if wait and wait < 0 then
       return nil, {kind = "deadline", wait = -1 - wait, message = string.format(
         "the limiter's next slot is %.3fs away, beyond max_wait (%.3fs)", -1 - wait, max_wait)}
