@@ -188,10 +188,10 @@ end
 
 -- One grant from the local limiter (Redis being out), counted as a Redis one is.
 function Limiter:acquire_local(n, o, t0)
-  local w, e = self:local_limiter():acquire(math.min(n, self:local_limiter():max_cost()), o)
-  if not w then return nil, e end
+  local w, x = self:local_limiter():acquire(math.min(n, self:local_limiter():max_cost()), o)
+  if not w then return nil, x end -- x: the error
   self.granted = self.granted + 1
-  return task.now() - t0
+  return task.now() - t0, x -- x: the slot
 end
 
 function Limiter:state()
