@@ -98,7 +98,9 @@ function Adaptive:acquire_units(r, wo, token)
   local lim = self.bytes
   local n = lim and units_of(r, "content-bytes") or 0
   if n < 1 then return 0 end
-  if n > lim:max_cost() then lim:set_rate(lim:state().rate, n) end -- room for the largest body
+  if n > lim:max_cost() then -- room for the largest body; a burst too far ahead is refused: charge less
+    if not pcall(lim.set_rate, lim, lim:state().rate, n) then n = lim:max_cost() end
+  end
   local w, late = lim:acquire(n, wo)
   if not w then return false, late end
   token.bytes = n
