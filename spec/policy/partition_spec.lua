@@ -6,7 +6,8 @@
 -- Runs inside the pacer host: ./build/pacer tools/busted.lua -o TAP spec/policy/partition_spec.lua
 -- Timing bounds are loose: the machine is shared and noisy.
 
-local message = dofile("spec/support/helpers.lua").message
+local helpers = dofile("spec/support/helpers.lua")
+local message = helpers.message
 local b64 = require("pacer.c.crypto").base64 -- the server side encodes the pk
 
 -- A server whose quota is per partition (the X-User header): quotas[user] units per
@@ -130,5 +131,31 @@ describe("IETF quota partitions (pk)", function()
       message(function() api:get("/x") end))
     api = pacer.client{base_url = "http://127.0.0.1:9", adaptive = true, partition = function() error("boom", 0) end}
     assert.are.equal("api:get: the client's partition function failed: boom", message(function() api:get("/x") end))
+  end)
+
+  it("warns once, naming no partition, when the server's pk is malformed or another unit is used", function()
+    local path = helpers.script([[
+      local n = 0
+      local srv = pacer.serve{routes = {["GET /q"] = function()
+        n = n + 1
+        if n % 2 == 1 then return 200, "ok", {RateLimit = '"u";r=5;t=1;pk=:c2VjcmV0LWFjY291bnQ$:'} end
+        return 200, "ok", {["RateLimit-Policy"] = '"c";q=4;qu="concurrent-requests";pk=:c2VjcmV0LWFjY291bnQ=:',
+          RateLimit = '"c";r=3;t=1;pk=:c2VjcmV0LWFjY291bnQ=:'}
+      end}}
+      local api = pacer.client{base_url = srv.url, adaptive = true, retry = false,
+        partition = function() return "secret-account" end}
+      for _ = 1, 4 do assert(api:get("/q")) end
+      srv:close()
+    ]])
+    local r = helpers.run_pacer({path})
+    helpers.remove_scripts()
+    assert.are.equal(0, r.code, r.stderr)
+    local _, malformed = r.stderr:gsub("the server's quota header was ignored: RateLimit: a byte sequence holds " ..
+      "a character that is not base64 %(at byte 35%)", "")
+    assert.are.equal(1, malformed, r.stderr)
+    local _, unit = r.stderr:gsub('partition#1: policy "c" counts "concurrent%-requests": pacer paces by ' ..
+      "requests and content%-bytes only", "")
+    assert.are.equal(1, unit, r.stderr)
+    assert.is_nil(r.stderr:find("secret", 1, true), r.stderr) -- partitions are named partition#N
   end)
 end)
