@@ -143,69 +143,198 @@ static const char *read_name(const char *p, char *buf, size_t size) {
   return p;
 }
 
-static const char *read_int(const char *p, int64_t *out, int *ok) {
+/* One bare item after '=' (RFC 8941 3.3): what it was and, for the text kinds, where. */
+typedef struct bare {
+  int kind; /* BARE_* */
+  int64_t i;
+  sf_text text;
+} bare;
+enum { BARE_INT, BARE_BOOL, BARE_TEXT };
+
+static int is_b64(int c) {
+  return isalnum(c) || c == '+' || c == '/' || c == '=';
+}
+
+static const char *fail(sf_error *err, const char *why, const char *v, const char *p) {
+  if (err) err->why = why, err->at = (size_t)(p - v);
+  return NULL;
+}
+
+/* Reads the bare item at p (v: the start of the value, for offsets). Returns the new
+ * position, or NULL with *err set. */
+static const char *read_bare(const char *v, const char *p, bare *b, sf_error *err) {
   const char *s = p;
-  int neg = 0;
-  if (*p == '-') neg = 1, p++;
-  int64_t v = 0;
-  int digits = 0;
-  while (isdigit((unsigned char)*p)) {
-    if (digits++ > 15) return NULL;
-    v = v * 10 + (*p++ - '0');
+  memset(b, 0, sizeof *b);
+  if (*p == '-' || isdigit((unsigned char)*p)) {
+    int neg = *p == '-', digits = 0;
+    if (neg) p++;
+    int64_t x = 0;
+    while (isdigit((unsigned char)*p)) {
+      if (digits++ > 15) return fail(err, "an integer has more than 15 digits", v, s);
+      x = x * 10 + (*p++ - '0');
+    }
+    if (!digits) return fail(err, "a '-' is not followed by digits", v, s);
+    b->kind = BARE_INT;
+    if (*p == '.') { /* decimal: keep the integer part */
+      p++;
+      while (isdigit((unsigned char)*p)) p++;
+    }
+    b->i = neg ? -x : x;
+    return p;
   }
-  if (!digits) {
-    /* not an integer (a string, token or boolean): skip it */
-    *ok = 0;
-    char tmp[64];
-    const char *q = read_name(s, tmp, sizeof tmp);
-    if (!q && *s == '?' && s[1]) q = s + 2; /* ?0 / ?1; a lone '?' at the end is malformed */
-    return q;
+  if (*p == '?') {
+    if (p[1] != '0' && p[1] != '1') return fail(err, "a boolean is not ?0 or ?1", v, s);
+    b->kind = BARE_BOOL, b->i = p[1] == '1';
+    return p + 2;
   }
-  if (*p == '.') { /* decimal: keep the integer part */
+  if (*p == ':') { /* byte sequence: base64 between colons */
     p++;
-    while (isdigit((unsigned char)*p)) p++;
+    const char *q = p;
+    while (*q && *q != ':') {
+      if (!is_b64((unsigned char)*q)) return fail(err, "a byte sequence holds a character that is not base64", v, q);
+      q++;
+    }
+    if (*q != ':') return fail(err, "a byte sequence has no closing ':'", v, s);
+    b->kind = BARE_TEXT;
+    b->text = (sf_text){SF_TEXT_BYTES, (size_t)(p - v), (size_t)(q - p)};
+    if (sf_decode(v, &b->text, NULL) < 0) return fail(err, "a byte sequence is not valid base64", v, s);
+    return q + 1;
   }
-  *ok = 1;
-  *out = neg ? -v : v;
+  if (*p == '"') {
+    p++;
+    const char *q = p;
+    while (*q && *q != '"') {
+      if (*q == '\\' && q[1]) q++;
+      q++;
+    }
+    if (*q != '"') return fail(err, "a string has no closing quote", v, s);
+    b->kind = BARE_TEXT;
+    b->text = (sf_text){SF_TEXT_STRING, (size_t)(p - v), (size_t)(q - p)};
+    return q + 1;
+  }
+  if (isalpha((unsigned char)*p) || *p == '*') {
+    while (isalnum((unsigned char)*p) || (*p && strchr("_-.:*/%", *p))) p++; /* strchr finds the NUL too */
+    b->kind = BARE_TEXT;
+    b->text = (sf_text){SF_TEXT_TOKEN, (size_t)(s - v), (size_t)(p - s)};
+    return p;
+  }
+  return fail(err, "a value is not an integer, string, token, byte sequence or boolean", v, s);
+}
+
+/* Base64 of RFC 4648, '=' padding optional (RFC 8941 4.2.7 asks parsers to accept
+ * its absence). out NULL: only checks. */
+static long b64_decode(const char *in, size_t len, char *out) {
+  unsigned acc = 0;
+  int bits = 0;
+  long n = 0;
+  size_t pad = 0;
+  while (len > 0 && in[len - 1] == '=' && pad < 2) len--, pad++;
+  for (size_t i = 0; i < len; i++) {
+    int c = (unsigned char)in[i], d;
+    if (c >= 'A' && c <= 'Z')
+      d = c - 'A';
+    else if (c >= 'a' && c <= 'z')
+      d = c - 'a' + 26;
+    else if (c >= '0' && c <= '9')
+      d = c - '0' + 52;
+    else if (c == '+')
+      d = 62;
+    else if (c == '/')
+      d = 63;
+    else
+      return -1; /* '=' inside, or anything else */
+    acc = (acc << 6) | (unsigned)d;
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      if (out) out[n] = (char)((acc >> bits) & 0xff);
+      n++;
+    }
+  }
+  if (len % 4 == 1) return -1; /* 6 bits cannot end a byte */
+  if (pad && (len + pad) % 4) return -1;
+  return n;
+}
+
+long sf_decode(const char *v, const sf_text *t, char *out) {
+  const char *in = v + t->off;
+  if (t->kind == SF_TEXT_BYTES) return b64_decode(in, t->len, out);
+  if (t->kind == SF_TEXT_STRING) {
+    long n = 0;
+    for (size_t i = 0; i < t->len; i++) {
+      if (in[i] == '\\' && i + 1 < t->len) i++;
+      if (out) out[n] = in[i];
+      n++;
+    }
+    return n;
+  }
+  if (t->kind == SF_TEXT_TOKEN) {
+    if (out) memcpy(out, in, t->len);
+    return (long)t->len;
+  }
+  return -1;
+}
+
+/* Reads one item with its parameters into *it. Returns the new position or NULL. */
+static const char *read_item(const char *v, const char *p, sf_item *it, sf_error *err) {
+  memset(it, 0, sizeof *it);
+  const char *s = p;
+  p = read_name(p, it->name, sizeof it->name);
+  if (!p) return fail(err, "an item is not a string or token", v, s);
+  bare b;
+  if (*p == '=') {
+    p = read_bare(v, p + 1, &b, err);
+    if (!p) return NULL;
+    it->has_value = b.kind == BARE_INT;
+    it->value = b.i;
+  }
+  while (*p == ';') {
+    char key[16];
+    s = skip_ws(p + 1);
+    p = read_name(s, key, sizeof key);
+    if (!p) return fail(err, "a parameter name is malformed", v, s);
+    b = (bare){BARE_INT, 1, {0, 0, 0}}; /* a bare flag counts as 1 */
+    const char *at = *p == '=' ? p + 1 : p;
+    if (*p == '=') {
+      p = read_bare(v, p + 1, &b, err);
+      if (!p) return NULL;
+    }
+    if (strcmp(key, "pk") == 0) {
+      if (b.kind != BARE_TEXT) return fail(err, "pk is not a byte sequence (:base64:), string or token", v, at);
+      it->pk = b.text;
+    } else if (strcmp(key, "qu") == 0) {
+      if (b.kind != BARE_TEXT || b.text.kind == SF_TEXT_BYTES) return fail(err, "qu is not a string", v, at);
+      it->qu = b.text;
+    } else if (b.kind == BARE_INT && it->nparams < SF_MAX_PARAMS) { /* integers only; others skipped */
+      memcpy(it->params[it->nparams].key, key, sizeof key);
+      it->params[it->nparams].value = b.i;
+      it->nparams++;
+    }
+  }
   return p;
 }
 
-int parse_sf_list(const char *v, sf_item *items, int max) {
+int parse_sf_list(const char *v, sf_item *items, int max, sf_error *err) {
   int n = 0;
-  const char *p = skip_ws(v ? v : "");
+  sf_item spare; /* items past max are read (to count and check them) into this */
+  if (!v) v = "";
+  const char *p = skip_ws(v);
   if (!*p) return 0;
   for (;;) {
-    if (n >= max) return n;
-    sf_item *it = &items[n];
-    memset(it, 0, sizeof *it);
-    p = read_name(p, it->name, sizeof it->name);
+    p = read_item(v, p, n < max ? &items[n] : &spare, err);
     if (!p) return -1;
-    if (*p == '=') {
-      int ok;
-      p = read_int(p + 1, &it->value, &ok);
-      if (!p) return -1;
-      it->has_value = ok;
-    }
-    while (*p == ';') {
-      char key[16];
-      p = read_name(skip_ws(p + 1), key, sizeof key);
-      if (!p) return -1;
-      int64_t val = 1;
-      int ok = 1;
-      if (*p == '=') {
-        p = read_int(p + 1, &val, &ok);
-        if (!p) return -1;
-      }
-      if (ok && it->nparams < SF_MAX_PARAMS) {
-        memcpy(it->params[it->nparams].key, key, sizeof key);
-        it->params[it->nparams].value = val;
-        it->nparams++;
-      }
+    if (n == INT32_MAX) {
+      fail(err, "too many items", v, p);
+      return -1;
     }
     n++;
     p = skip_ws(p);
     if (!*p) return n;
-    if (*p != ',') return -1;
+    const char *why = *p != ',' ? "items are not separated by ','" : !*skip_ws(p + 1) ? "the list ends with ','" : NULL;
+    if (why) {
+      fail(err, why, v, p);
+      return -1;
+    }
     p = skip_ws(p + 1);
   }
 }

@@ -96,82 +96,143 @@ static int64_t param(const sf_item *it, const char *key, int *found) {
   return 0;
 }
 
-/* One policy of the IETF fields: r and t from RateLimit, q and w from the RateLimit-Policy
- * item of the same name. */
+/* One policy of the IETF fields: r and t from RateLimit, q, w and qu from the
+ * RateLimit-Policy item of the same name (and partition key, when both carry one). */
 typedef struct policy_view {
   const char *name;
   int has_r, has_t, has_q, has_w;
   int64_t r, t, q, w;
+  const char *pkv, *quv; /* the field values the pk / qu spans point into */
+  sf_text pk, qu;
 } policy_view;
 
-static policy_view view_of(const sf_item *item, const sf_item *pols, int np) {
-  policy_view v = {item->name, 0, 0, 0, 0, 0, 0, 0, 0};
+/* The two parsed fields: up to SMALL_LIST items in place, more in a userdata. */
+#define SMALL_LIST 8
+/* More policies than this in one field are not read: each becomes a Lua table per
+ * response and is matched against every item of the other field (n * m compares), so a
+ * hostile header of thousands of items would cost milliseconds and megabytes on every
+ * answer. Real APIs send a handful; the rest are counted in quota.dropped. */
+#define QUOTA_MAX_POLICIES 64
+typedef struct sf_list {
+  const char *v;
+  sf_item small[SMALL_LIST], *items;
+  int n, total; /* read, and in the field; n = -1: malformed */
+  sf_error err;
+} sf_list;
+
+/* Parses v into *l; a list longer than SMALL_LIST goes in a userdata left on the stack. */
+static void read_list(lua_State *L, const char *v, sf_list *l) {
+  l->v = v, l->items = l->small, l->n = l->total = 0, l->err = (sf_error){NULL, 0};
+  if (!v) return;
+  l->n = l->total = parse_sf_list(v, l->small, SMALL_LIST, &l->err);
+  if (l->total > SMALL_LIST) {
+    l->n = l->total < QUOTA_MAX_POLICIES ? l->total : QUOTA_MAX_POLICIES;
+    l->items = lua_newuserdatauv(L, (size_t)l->n * sizeof *l->items, 0);
+    parse_sf_list(v, l->items, l->n, NULL);
+  }
+}
+
+static int same_text(const char *av, const sf_text *a, const char *bv, const sf_text *b) {
+  return a->len == b->len && memcmp(av + a->off, bv + b->off, a->len) == 0;
+}
+
+static policy_view view_of(const sf_item *item, const char *iv, const sf_list *pols) {
+  policy_view v = {item->name, 0, 0, 0, 0, 0, 0, 0, 0, iv, iv, item->pk, item->qu};
   v.r = param(item, "r", &v.has_r);
   v.t = param(item, "t", &v.has_t);
-  for (int j = 0; j < np; j++)
-    if (strcmp(pols[j].name, item->name) == 0) {
-      v.q = param(&pols[j], "q", &v.has_q);
-      v.w = param(&pols[j], "w", &v.has_w);
-    }
+  for (int j = 0; j < pols->n; j++) {
+    const sf_item *p = &pols->items[j];
+    if (strcmp(p->name, item->name) != 0) continue;
+    if (item->pk.kind && p->pk.kind && !same_text(iv, &item->pk, pols->v, &p->pk)) continue;
+    v.q = param(p, "q", &v.has_q);
+    v.w = param(p, "w", &v.has_w);
+    if (!v.pk.kind) v.pk = p->pk, v.pkv = pols->v;
+    if (!v.qu.kind) v.qu = p->qu, v.quv = pols->v;
+    break;
+  }
   return v;
 }
 
-/* remaining=, reset=, limit=, window= on the table at the top, for those present. */
+/* t[k] = the decoded text, for the table at the top. */
+static void set_text(lua_State *L, const char *k, const char *v, const sf_text *t, int is_unit) {
+  if (!t->kind) return;
+  luaL_Buffer b;
+  char *out = luaL_buffinitsize(L, &b, t->len + 1);
+  long n = sf_decode(v, t, out);
+  luaL_pushresultsize(&b, n > 0 ? (size_t)n : 0);
+  /* the draft's registry says "request", its text "requests": one name for both */
+  if (is_unit && strcmp(lua_tostring(L, -1), "request") == 0) {
+    lua_pop(L, 1);
+    lua_pushliteral(L, "requests");
+  }
+  lua_setfield(L, -2, k);
+}
+
+/* remaining=, reset=, limit=, window=, partition=, unit= on the table at the top. */
 static void set_view(lua_State *L, const policy_view *v) {
   if (v->has_r) bind_set_int(L, "remaining", v->r);
   if (v->has_t) bind_set_int(L, "reset", v->t);
   if (v->has_q) bind_set_int(L, "limit", v->q);
   if (v->has_w) bind_set_int(L, "window", v->w);
+  set_text(L, "partition", v->pkv, &v->pk, 0);
+  set_text(L, "unit", v->quv, &v->qu, 1);
 }
 
 /* The IETF structured fields: RateLimit-Policy gives quotas and windows, RateLimit the
- * remaining and reset per policy. Fills q with the tightest policy. Returns 1 if any. */
-static int structured(lua_State *L, const char *rl, const char *pol) {
-  sf_item items[8], pols[8];
-  int n = rl ? parse_sf_list(rl, items, 8) : 0, np = pol ? parse_sf_list(pol, pols, 8) : 0;
-  if (n < 0 || np < 0) return 0; /* malformed: ignored */
+ * remaining and reset per policy. Fills q (at the top) with the tightest policy and,
+ * when there are several or they name partitions, policies = {{name=, ...}}. Returns 1
+ * if any. */
+static int structured(lua_State *L, sf_list *rl, sf_list *pol) {
+  if (rl->n < 0 || pol->n < 0) return 0; /* malformed: ignored (the caller says why) */
+  int n = rl->n, np = pol->n;
+  int dropped = (rl->total - rl->n) + (pol->total - pol->n);
+  if (dropped > 0) bind_set_int(L, "dropped", dropped);
   /* draft-03 dictionary form: limit=100, remaining=50, reset=30 */
-  if (n > 0 && items[0].has_value) {
+  if (n > 0 && rl->items[0].has_value) {
     int any = 0;
     for (int i = 0; i < n; i++) {
-      if (!items[i].has_value) continue;
-      const char *k = items[i].name;
+      if (!rl->items[i].has_value) continue;
+      const char *k = rl->items[i].name;
       if (!strcmp(k, "limit") || !strcmp(k, "remaining") || !strcmp(k, "reset")) {
-        bind_set_int(L, k, items[i].value);
+        bind_set_int(L, k, rl->items[i].value);
         any = 1;
       }
     }
     return any;
   }
-  policy_view views[8];
-  for (int i = 0; i < n; i++) views[i] = view_of(&items[i], pols, np);
-  if (n > 1) { /* every policy, for pacing by the tightest: policies = {{name=, ...}} */
+  int partitioned = 0;
+  for (int i = 0; i < n; i++) partitioned |= rl->items[i].pk.kind != SF_TEXT_NONE;
+  for (int i = 0; i < np; i++) partitioned |= pol->items[i].pk.kind != SF_TEXT_NONE;
+  int best = -1; /* the tightest: least remaining of its quota */
+  double best_ratio = 2;
+  if (n > 1 || (n > 0 && partitioned)) { /* every policy: policies = {{name=, ...}} */
     lua_createtable(L, n, 0);
     for (int i = 0; i < n; i++) {
-      lua_createtable(L, 0, 5);
-      bind_set_str(L, "name", views[i].name);
-      set_view(L, &views[i]);
+      policy_view v = view_of(&rl->items[i], rl->v, pol);
+      lua_createtable(L, 0, 7);
+      bind_set_str(L, "name", v.name);
+      set_view(L, &v);
       lua_rawseti(L, -2, i + 1);
     }
     lua_setfield(L, -2, "policies");
   }
-  int best = -1; /* the tightest: least remaining of its quota */
-  double best_ratio = 2;
   for (int i = 0; i < n; i++) {
-    const policy_view *v = &views[i];
-    if (!v->has_r) continue;
-    double ratio = v->has_q && v->q > 0 ? (double)v->r / (double)v->q : (double)v->r / 1e18;
+    policy_view v = view_of(&rl->items[i], rl->v, pol);
+    if (!v.has_r) continue;
+    double ratio = v.has_q && v.q > 0 ? (double)v.r / (double)v.q : (double)v.r / 1e18;
     if (ratio < best_ratio) best_ratio = ratio, best = i;
   }
   if (best >= 0) {
-    set_view(L, &views[best]);
-    bind_set_str(L, "policy", views[best].name);
+    policy_view v = view_of(&rl->items[best], rl->v, pol);
+    set_view(L, &v);
+    bind_set_str(L, "policy", v.name);
     return 1;
   }
   if (np > 0) { /* only the policy: the quota is known, usage not */
-    policy_view v = {pols[0].name, 0, 0, 0, 0, 0, 0, 0, 0};
-    v.q = param(&pols[0], "q", &v.has_q);
-    v.w = param(&pols[0], "w", &v.has_w);
+    const sf_item *p = &pol->items[0];
+    policy_view v = {p->name, 0, 0, 0, 0, 0, 0, 0, 0, pol->v, pol->v, p->pk, p->qu};
+    v.q = param(p, "q", &v.has_q);
+    v.w = param(p, "w", &v.has_w);
     set_view(L, &v);
     bind_set_str(L, "policy", v.name);
     return v.has_q;
@@ -179,14 +240,29 @@ static int structured(lua_State *L, const char *rl, const char *pol) {
   return 0;
 }
 
+/* "RateLimit-Policy: pk is not ... (at byte 12)" for a malformed field, else NULL. */
+static const char *malformed(lua_State *L, const char *field, const sf_list *l) {
+  if (l->n >= 0) return NULL;
+  return lua_pushfstring(L, "%s: %s (at byte %d)", field, l->err.why ? l->err.why : "malformed", (int)l->err.at);
+}
+
 /* parse_quota(headers [, now]) -> {limit=, remaining=, reset=, window=, policy=, used=,
- * resource=} from whichever family of rate-limit headers is present, or nil.
- * Malformed values are skipped, never raised. */
+ * resource=, partition=, unit=, policies=, dropped=} from whichever family of rate-limit
+ * headers is present, or nil; and, second, why a malformed RateLimit / RateLimit-Policy
+ * field was ignored (the draft says to ignore it), or nil. Never raises on bad values. */
 static int l_parse_quota(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
   double now = luaL_optnumber(L, 2, loop_wall());
+  lua_settop(L, 2);
+  sf_list rl, pol; /* [headers, now, ud?, ud?] */
+  read_list(L, header(L, "ratelimit"), &rl);
+  read_list(L, header(L, "ratelimit-policy"), &pol);
+  const char *why = malformed(L, "RateLimit", &rl);
+  if (!why) why = malformed(L, "RateLimit-Policy", &pol);
+  if (!why) lua_pushnil(L);
+  int why_at = lua_gettop(L);
   lua_createtable(L, 0, 6);
-  int any = structured(L, header(L, "ratelimit"), header(L, "ratelimit-policy"));
+  int any = structured(L, &rl, &pol);
   static const char *families[][4] = {
       {"ratelimit-limit", "ratelimit-remaining", "ratelimit-reset", "ratelimit-used"},
       {"x-ratelimit-limit", "x-ratelimit-remaining", "x-ratelimit-reset", "x-ratelimit-used"},
@@ -205,7 +281,10 @@ static int l_parse_quota(lua_State *L) {
     }
     if (used && leading_int(used, &v) == 0) bind_set_int(L, "count", v);
   }
-  if (!any) return 0;
+  if (!any) lua_pushnil(L);
+  lua_pushvalue(L, why_at);
+  if (!any) return 2;
+  lua_pop(L, 1);
   const char *res = header(L, "x-ratelimit-resource");
   bind_set_str(L, "resource", res);
   lua_getfield(L, -1, "limit");
@@ -217,7 +296,8 @@ static int l_parse_quota(lua_State *L) {
   } else {
     lua_pop(L, 2);
   }
-  return 1;
+  lua_pushvalue(L, why_at);
+  return 2;
 }
 
 int luaopen_pacer_corelib(lua_State *L) {

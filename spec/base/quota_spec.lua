@@ -33,6 +33,55 @@ describe("pacer.parse_quota", function()
       }}, q)
   end)
 
+  it("reads more than 8 policies, their partition keys (pk) and quota units (qu)", function()
+    local pol, rl = {}, {}
+    for i = 1, 12 do
+      pol[i] = string.format('"p%d";q=%d;w=60', i, 100 * i)
+      rl[i] = string.format('"p%d";r=%d;t=30', i, 100 * i - 1)
+    end
+    pol[12] = pol[12] .. ';qu="content-bytes";pk=:dGVhbS1i:' -- base64 of "team-b"
+    rl[12] = '"p12";r=10;t=30;pk=:dGVhbS1i:'
+    local q, why = pacer.parse_quota({["ratelimit-policy"] = table.concat(pol, ", "),
+      ratelimit = table.concat(rl, ", ")}, NOW)
+    assert.is_nil(why)
+    assert.are.equal(12, #q.policies)
+    assert.are.same({name = "p9", limit = 900, remaining = 899, reset = 30, window = 60}, q.policies[9])
+    assert.are.same({name = "p12", limit = 1200, remaining = 10, reset = 30, window = 60, partition = "team-b",
+      unit = "content-bytes"}, q.policies[12])
+    assert.are.equal("p12", q.policy) -- the tightest, with its partition and unit
+    assert.are.equal("team-b", q.partition)
+    assert.are.equal("content-bytes", q.unit)
+  end)
+
+  it("matches RateLimit to RateLimit-Policy by name and partition key", function()
+    local q = pacer.parse_quota({
+      ["ratelimit-policy"] = '"peruser";q=10;w=1;pk=:YQ==:, "peruser";q=40;w=1;pk="b", "app";q=5;qu=request',
+      ratelimit = '"peruser";r=9;t=1;pk="b", "app";r=4;t=1',
+    }, NOW)
+    assert.are.same({
+      {name = "peruser", limit = 40, remaining = 9, reset = 1, window = 1, partition = "b"},
+      {name = "app", limit = 5, remaining = 4, reset = 1, unit = "requests"}, -- "request" read as "requests"
+    }, q.policies)
+  end)
+
+  it("ignores a field with a malformed pk and says why", function()
+    local q, why = pacer.parse_quota({ratelimit = '"u";r=5;t=1;pk=:not base64!:'}, NOW)
+    assert.is_nil(q)
+    assert.are.equal("RateLimit: a byte sequence holds a character that is not base64 (at byte 19)", why)
+    q, why = pacer.parse_quota({["ratelimit-policy"] = '"u";q=5;pk=7', ["ratelimit-limit"] = "100"}, NOW)
+    assert.are.same({limit = 100}, q) -- the other family still counts
+    assert.are.equal("RateLimit-Policy: pk is not a byte sequence (:base64:), string or token (at byte 11)", why)
+  end)
+
+  it("reads at most 64 policies per field and counts the rest in 'dropped'", function()
+    local rl = {}
+    for i = 1, 100 do rl[i] = string.format('"p%d";r=%d;t=10', i, 1000 - i) end
+    local q = pacer.parse_quota({ratelimit = table.concat(rl, ",")}, NOW)
+    assert.are.equal(64, #q.policies)
+    assert.are.equal(36, q.dropped)
+    assert.are.equal("p64", q.policy)
+  end)
+
   it("reads the draft dictionary form", function()
     local q = pacer.parse_quota({ratelimit = "limit=100, remaining=50, reset=30"}, NOW)
     assert.are.same({limit = 100, remaining = 50, reset = 30, used = 0.5}, q)

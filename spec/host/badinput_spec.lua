@@ -31,7 +31,7 @@ local REQUEST_KNOWN = "auth, body, connect_timeout, cost, follow, form, headers,
   .. "max_body, max_wait, method, priority, query, retry, timeout, url, verify"
 local CLIENT_KNOWN = "adaptive, alerts, auth, base_url, breaker, burst, cache, concurrency, connect_timeout, cost, "
   .. "follow, groups, headers, idempotency, key_header, key_prefix, keys, limiter, max_body, max_wait, name, "
-  .. "priority, rate, retry, rules, state, target, timeout, verify, window"
+  .. "partition, priority, rate, retry, rules, state, target, timeout, verify, window"
 local RATE_FORMS = "expected N/s, N/min, N/h, N/day, N/<duration> or a number"
 local DURATION_FORMS = "expected a duration like 250ms, 30s, 5m, 1h or a number of seconds"
 

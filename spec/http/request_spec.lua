@@ -378,7 +378,7 @@ describe("pacer.client", function()
   it("raises on an unknown client option", function()
     assert.are.equal("pacer.client: unknown option 'bse_url' (known: adaptive, alerts, auth, base_url, breaker, "
       .. "burst, cache, concurrency, connect_timeout, cost, follow, groups, headers, idempotency, key_header, "
-      .. "key_prefix, keys, limiter, max_body, max_wait, name, priority, rate, retry, rules, state, target, "
+      .. "key_prefix, keys, limiter, max_body, max_wait, name, partition, priority, rate, retry, rules, state, target, "
       .. "timeout, verify, window)",
       message(function() return pacer.client{bse_url = srv.url} end))
   end)

@@ -10,7 +10,9 @@ local breaker = require "pacer.policy.breaker"
 local httpcache = require "pacer.http.cache"
 local keys = require "pacer.policy.keys"
 local limiter = require "pacer.limiter"
+local log = require "pacer.base.log"
 local opts = require "pacer.base.options"
+local partition = require "pacer.policy.partition"
 local attempt = require "pacer.http.attempt"
 local request = require "pacer.http.request"
 local response = require "pacer.http.response"
@@ -32,6 +34,7 @@ local SPEC = {
   key_header = "string", key_prefix = "string", groups = "table", alerts = "table",
   breaker = {"table", "boolean"}, window = "string", state = "string",
   auth = "table", cost = {"integer", "function"}, priority = "integer", max_wait = "duration",
+  partition = "function",
 }
 
 local REQ_SPEC = {
@@ -94,8 +97,17 @@ local function setup_pacing(self, o)
     end
     self.adaptive = adaptive.new{limiter = self.limiter, declared = declared, target = o.target,
       achieved = function() return self:achieved() end, max_pause = self.max_pause, name = self.name}
+    if o.partition then
+      self.default_inflight = 0
+      self.parts = partition.new{fn = o.partition, client = self.name, declared = declared, target = o.target,
+        max_pause = self.max_pause, default = self.adaptive,
+        default_inflight = function() return self.default_inflight end}
+    end
   elseif o.target then
     opts.raise("pacer.client: 'target' goes with adaptive = true")
+  elseif o.partition then
+    opts.raise("pacer.client: 'partition' goes with adaptive = true: a partition's pace is learnt from the " ..
+      "server's quota headers")
   end
   if o.groups then self.groups = compile_groups(o.groups) end
   if o.priority then self.priority = M.check_priority("pacer.client", o.priority) end
@@ -176,13 +188,16 @@ function Client:pace(r, token, deadline)
     local w, probe = self.breaker:wait()
     waited, token.probe = waited + w, probe
   end
-  if self.adaptive then -- fail fast, not after a wait the request cannot afford
-    local refused, left = self.adaptive:refused(), self.adaptive:pause_left()
+  -- the request's partition: its own adaptive pace and limiter (policy/partition.lua)
+  local ad = self.parts and self.parts:adaptive(r.partition) or self.adaptive
+  if self.parts then self.parts:probe(r.partition, token) end
+  if ad then -- fail fast, not after a wait the request cannot afford
+    local refused, left = ad:refused(), ad:pause_left()
     if refused then return false, refused end
     if left > 0 and deadline and task.now() + left > deadline then
       return false, string.format("the server paused this client for %.3gs, past the request's max_time", left)
     end
-    waited = waited + self.adaptive:wait()
+    waited = waited + ad:wait()
   end
   local wo = {priority = r.priority, max_wait = r.max_wait}
   for _, g in ipairs(self.groups or {}) do
@@ -200,13 +215,20 @@ function Client:pace(r, token, deadline)
     local key, w = self.keys:acquire()
     waited, token.key, extra = waited + w, key, {self.keys:header_line(key)}
   end
-  if self.limiter then
+  local lim = ad and ad.lim or self.limiter
+  if lim then
     local cost = r.cost -- an adaptive limiter's burst is learnt, not declared: clamp to it
-    if self.adaptive and self.limiter.max_cost then cost = math.min(cost, self.limiter:max_cost()) end
-    local w, late = self.limiter:acquire(cost, wo)
+    if ad and lim.max_cost then cost = math.min(cost, lim:max_cost()) end
+    local w, late = lim:acquire(cost, wo)
     if not w then return false, late end -- max_wait: refused at once, nothing taken
     waited, token.slot_at = waited + w, late -- (the slot it was granted)
   end
+  if ad then -- the body's bytes, once the server counted in content-bytes
+    local w, late = ad:acquire_units(r, wo, token)
+    if not w then return false, late end
+    waited = waited + w
+  end
+  token.adaptive = ad
   return waited, extra
 end
 
@@ -230,10 +252,15 @@ function Client:before_attempt(r, _, deadline)
   if not ok or waited == false then -- a raise, or no sending within the budget
     if token.slot then self.semaphore:release() end
     if token.probe then self.breaker:release_probe() end
+    partition.done(token)
     if not ok then error(waited, 0) end
     return false, extra
   end
   self.inflight = self.inflight + 1
+  if self.parts then
+    if r.partition == nil then self.default_inflight = self.default_inflight + 1 end
+    self.parts:sent(r.partition)
+  end
   self.nsends = self.nsends + 1
   self.sends[(self.nsends - 1) % 64 + 1] = task.now()
   return waited, extra, token
@@ -248,7 +275,24 @@ function Client:after_attempt(r, res, err, token)
     self.last_quota = res.quota
     self.last_quota_at = task.now()
   end
-  if self.adaptive then self.adaptive:observe(res, self.inflight) end
+  if token.adaptive then token.adaptive:release_units(token) end
+  if self.parts then
+    if r.partition == nil then self.default_inflight = self.default_inflight - 1 end
+    local ok, why = pcall(self.parts.observe, self.parts, r.partition, res)
+    partition.done(token) -- even on a raise: a permit kept would stall the partition for good
+    if not ok then error(why, 0) end
+  elseif self.adaptive then
+    self.adaptive:observe(res, self.inflight)
+  end
+  if res and res.quota_error and not self.warned_quota then -- the draft: ignore it; we also say so
+    self.warned_quota = true
+    log.warn("%s: the server's quota header was ignored: %s", self.name, res.quota_error)
+  end
+  if res and res.quota and res.quota.dropped and not self.warned_dropped then
+    self.warned_dropped = true
+    log.warn("%s: the server sent more quota policies than pacer reads (64 per header): %d not read",
+      self.name, res.quota.dropped)
+  end
   if self.breaker and err and err.kind == "url" then -- the caller's mistake, not the server's
     if token.probe then self.breaker:release_probe() end
   elseif self.breaker and self.breaker:record(not breaker.failed(res, err), token.probe) == "opened" then
@@ -296,6 +340,10 @@ function Client:pacing_options(where, r, ro)
       "raise 'burst'", where, cost, self.name, max)
   end
   r.cost = cost
+  if self.parts then
+    r.partition = self.parts:of(where, {method = r.method, url = r.url, path = r.path, headers = ro.headers,
+      query = ro.query, json = ro.json, form = ro.form, body = ro.body})
+  end
   local p = ro.priority or self.priority or context.get("priority")
   r.priority = p and M.check_priority(where, p)
   r.max_wait = ro.max_wait or self.max_wait
@@ -358,6 +406,7 @@ function Client:stats()
   if self.limiter and self.limiter.state then s.rate = self.limiter:state().rate end
   if self.keys then s.keys = self.keys:summary() end
   if self.breaker then s.circuit = self.breaker.state end
+  if self.parts then s.partitions = self.parts:summary() end
   return s
 end
 

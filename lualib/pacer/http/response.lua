@@ -34,11 +34,12 @@ function Response:__tostring()
 end
 
 function M.new(req, status, headers, body, info, attempt)
+  local quota, quota_error = corelib.parse_quota(headers)
   return setmetatable({
     status = status, headers = M.headers(headers), body = body, elapsed = info.elapsed,
     ttfb = info.ttfb, http_version = info.http_version, reused = info.reused,
     method = req.method, url = req.url, attempts = attempt,
-    quota = corelib.parse_quota(headers),
+    quota = quota, quota_error = quota_error, -- why a malformed RateLimit field was ignored
     retry_after = headers["retry-after"] and corelib.parse_retry_after(headers["retry-after"]),
   }, Response)
 end

@@ -4,8 +4,13 @@
 -- a Retry-After, the rate becomes what got through between two pauses; without, it
 -- halves; after each clean window it creeps up (AIMD). A Retry-After pauses every
 -- request of the client, and wins over the quota headers.
+-- Quota units (the IETF qu parameter): "requests" paces the limiter given (a request
+-- costs its `cost`, 1 unless told); "content-bytes" paces a second limiter of its own on
+-- which a request costs its body's size; other units are not paced by (warned once).
+-- One of these per partition of a client (policy/partition.lua).
 local task = require "pacer.c.task"
 local log = require "pacer.base.log"
+local new_limiter = require "pacer.c.limiter"
 
 local M = {}
 
@@ -21,7 +26,7 @@ function M.new(o)
     max_pause = o.max_pause or 300, name = o.name or "client",
     min_rate = o.min_rate or 0.05, window = o.window or 2, paused_until = 0,
     clean_since = task.now(), achieved = o.achieved, cycle_start = task.now(), cycle_ok = 0,
-    last_429 = -math.huge}, Adaptive)
+    last_429 = -math.huge, bytes_inflight = 0}, Adaptive)
   self.rate = o.declared or UNKNOWN
   self.lim:set_rate(self.rate)
   return self
@@ -80,8 +85,90 @@ function Adaptive:wait()
   return left
 end
 
--- After an answer. `inflight`: other requests of the client not yet answered.
-function Adaptive:observe(res, inflight)
+-- The units a request counts for in `unit`: its cost in requests, its body's bytes.
+local function units_of(r, unit)
+  if unit == "content-bytes" then return r.body and #r.body or 0 end
+  return r.cost or 1
+end
+
+-- Before an attempt, after the requests limiter: takes the request's bytes from the
+-- content-bytes limiter, once a policy counted in bytes was seen. Returns seconds
+-- waited (token.bytes: what was taken), or false, err for max_wait.
+function Adaptive:acquire_units(r, wo, token)
+  local lim = self.bytes
+  local n = lim and units_of(r, "content-bytes") or 0
+  if n < 1 then return 0 end
+  if n > lim:max_cost() then -- room for the largest body; a burst too far ahead is refused: charge less
+    if not pcall(lim.set_rate, lim, lim:state().rate, n) then n = lim:max_cost() end
+  end
+  local w, late = lim:acquire(n, wo)
+  if not w then return false, late end
+  token.bytes = n
+  self.bytes_inflight = self.bytes_inflight + n
+  return w
+end
+
+-- After the answer: the bytes of the request are no longer in flight.
+function Adaptive:release_units(token)
+  if token.bytes then self.bytes_inflight = self.bytes_inflight - token.bytes end
+end
+
+-- Sets the pace in each unit from the policies that give remaining and reset (the
+-- tightest wins); `inflight` requests not yet answered are counted as spent. Returns
+-- true if any policy could be used.
+function Adaptive:learn(policies, inflight)
+  local best, any = {}, false
+  for _, p in ipairs(policies) do
+    local unit = p.unit or "requests"
+    if p.remaining and p.reset and unit ~= "requests" and unit ~= "content-bytes" then
+      self:warn_once("unit " .. unit, "%s: policy %q counts %q: pacer paces by requests and content-bytes only; " ..
+        "it is shown in res.quota but not paced by", self.name, tostring(p.name), unit)
+    elseif p.remaining and p.reset then
+      any = true
+      local left = p.remaining - (unit == "requests" and (inflight or 0) or self.bytes_inflight)
+      if left <= 0 then
+        self:pause(math.max(p.reset, 0.001))
+        -- and after it, the policy's own pace: else every request that waited out the
+        -- pause would go at once into a window that holds only a few
+        if p.limit and p.window and p.window > 0 then
+          local r = self.target * math.max(p.limit, 1) / p.window
+          if not best[unit] or r < best[unit] then best[unit] = r end
+        end
+      else
+        -- whole seconds are rounded up by servers: on average half a second less is left
+        local reset = self:clamp(p.reset, "quota reset")
+        if reset >= 1 and reset == math.floor(reset) then reset = reset - 0.5 end
+        local r = self.target * left / math.max(reset, 0.001)
+        if not best[unit] or r < best[unit] then best[unit] = r end
+      end
+    end
+  end
+  if best.requests then self:set(best.requests, "quota") end
+  if best["content-bytes"] then self:set_bytes(best["content-bytes"]) end
+  return any
+end
+
+-- The pace in content-bytes per second; the limiter is made at the first such policy.
+function Adaptive:set_bytes(rate)
+  rate = math.max(rate, 1)
+  if not self.bytes then
+    self.bytes = new_limiter{rate = rate, burst = 1}
+  else
+    self.bytes:set_rate(rate)
+  end
+  if log.enabled("debug") then log.debug("adaptive: %s content-bytes at %.4g B/s", self.name, rate) end
+end
+
+function Adaptive:warn_once(what, fmt, ...)
+  self.warned = self.warned or {}
+  if self.warned[what] then return end
+  self.warned[what] = true
+  log.warn(fmt, ...)
+end
+
+-- After an answer. `inflight`: other requests of the client (the partition) not yet
+-- answered; `policies`: the quota policies that concern it (default: all of res.quota).
+function Adaptive:observe(res, inflight, policies)
   if not res then return end
   local now = task.now()
   if res.status == 429 then
@@ -108,23 +195,7 @@ function Adaptive:observe(res, inflight)
   end
   if res.status < 400 then self.cycle_ok = self.cycle_ok + 1 end
   local q = res.quota
-  if q and q.remaining and q.reset and not res.headers["retry-after"] then
-    local best
-    for _, p in ipairs(q.policies or {q}) do
-      if p.remaining and p.reset then
-        local left = p.remaining - (inflight or 0)
-        if left <= 0 then
-          self:pause(math.max(p.reset, 0.001))
-        else
-          -- whole seconds are rounded up by servers: on average half a second less is left
-          local reset = self:clamp(p.reset, "quota reset")
-          if reset >= 1 and reset == math.floor(reset) then reset = reset - 0.5 end
-          local r = self.target * left / math.max(reset, 0.001)
-          if not best or r < best then best = r end
-        end
-      end
-    end
-    if best then self:set(best, "quota") end
+  if q and not res.headers["retry-after"] and self:learn(policies or q.policies or {q}, inflight) then
     self.clean_since = now
     return
   end
