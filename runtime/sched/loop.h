@@ -27,6 +27,7 @@ typedef struct pacer_loop {
   int graceful;                             /* > 0: a first SIGINT only asks the run to stop (jobs) */
   volatile int stopping;                    /* that first SIGINT was seen: the run ends with 130 */
   int verbosity;                            /* PLOG_* level and below are printed */
+  list_node sendpaces;                      /* limiters' send-side schedules (mod/sendpace.c) */
 } pacer_loop;
 
 /* Log levels, as lualib/pacer/base/log.lua numbers them. */

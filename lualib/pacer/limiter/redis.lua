@@ -87,6 +87,12 @@ function Limiter:set_rules(rules, burst)
   end
   self.burst = burst
   self.fallback = nil
+  -- the same rules in this process, taken after each Redis slot: it grants at once
+  -- unless this process's own previous send went out late (its send-side schedule,
+  -- runtime/mod/sendpace.c), so a late send is not followed by one too soon after it
+  local local_rules = {}
+  for i, r in ipairs(self.rules) do local_rules[i] = {rate = r.per_s, burst = r.burst} end
+  self.sends = new_limiter{rules = local_rules}
 end
 
 function Limiter:set_rate(rate, burst) self:set_rules(type(rate) == "table" and rate or {rate}, burst or self.burst) end
@@ -147,6 +153,7 @@ function Limiter:acquire(n, o)
       if warned then log.warn("redis %s:%d is back for limiter '%s'", self.host, self.port, self.key) end
       local left = wait - (task.now() - call_start) -- the slot was timed when Redis answered
       if left > 0 then task.sleep(left) end
+      self.sends:acquire(math.min(n, self.sends:max_cost()))
       self.granted = self.granted + 1
       local w = task.now() - t0
       self.waited = self.waited + w
