@@ -163,6 +163,7 @@ void http_transfer_complete(transfer *tr, CURLcode code) {
     bind_set_bool(L, "sent", reqbytes > 0); /* was any of the request written? */
     bind_set_num(L, "elapsed", (double)total / 1e6);
   }
+  sendpace_answered(&tr->paced);
   task *t = tr->task;
   http_transfer_free(tr);
   task_wake(t, n);

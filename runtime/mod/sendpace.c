@@ -9,10 +9,11 @@
 #define SPIN_MAX_NS  2000000LL   /* the longest a send is held in place (the loop waits too) */
 #define LEAD_MAX     1000000LL   /* 1 ms: a grant ahead of its slot by more would be held too long */
 #define MARGIN_MIN                                                                                                     \
-  1000000LL                  /* 1 ms: a burst > 1 gives up 1 % of its tolerance (at least                              \
-                              * this, at most half), once, to cover a server that times                                \
-                              * arrivals later than we time sends (its first one most) */
-#define MARGIN_1_MAX 50000LL /* 50 us: for a burst of 1, added to every interval */
+  1000000LL                   /* 1 ms: a burst > 1 gives up 1 % of its tolerance (at least                             \
+                               * this, at most half), once, to cover a server that times                               \
+                               * arrivals later than we time sends (its first one most) */
+#define MARGIN_1_MAX 100000LL /* 100 us: for a burst of 1, added to every interval */
+#define STALL_MIN    250000LL /* 250 us: an answer later than usual by less is no stall */
 
 typedef struct sp_rule {
   int64_t interval;  /* the rule's T (plus margin_1 for a burst of 1) */
@@ -38,7 +39,10 @@ struct sendpace {
   int64_t samples[SENDPACE_LEAD_SAMPLES]; /* grant -> wire, ns, a ring */
   int nsamples, next_sample;
   int64_t lead;
-  int64_t sent, spun_ns, early;
+  int64_t rtts[SENDPACE_LEAD_SAMPLES]; /* send -> answer, ns, a ring */
+  int nrtts, next_rtt;
+  int64_t last_sent; /* the latest send time */
+  int64_t sent, spun_ns, early, stalls;
 };
 
 sendpace *sendpace_new(pacer_loop *loop, gcra *rules, int nrules) {
@@ -63,7 +67,8 @@ void sendpace_rules(sendpace *sp, int nrules) {
     r->tolerance = g->tolerance - m;
     r->slack = m;
     /* a burst of 1 has no tolerance to spend on a late arrival at the server: each
-     * interval carries a little of its own (1 %, at most 50 us) */
+     * interval carries a little of its own (1 %, at most 100 us: about what a server's
+     * own wake-up jitter is on a shared machine) */
     int64_t m1 = g->interval / 100 < MARGIN_1_MAX ? g->interval / 100 : MARGIN_1_MAX;
     r->interval = g->tolerance == 0 ? g->interval + m1 : g->interval;
     /* a rate change: what the sends still owe is rescaled, as the grant side does */
@@ -212,7 +217,48 @@ int64_t sendpace_send(sendpace_claims *c) {
     learn_lead(sp, arrived - c->granted[k]); /* the path's own time, not the hold */
   }
   c->done = 1;
+  c->sent_at = now;
+  for (int k = 0; k < c->n; k++) c->sp[k]->last_sent = now;
   return now;
+}
+
+static int64_t burst1_interval(const sendpace *sp) {
+  for (int i = 0; i < sp->nrules; i++)
+    if (sp->rules[i].tolerance == 0) return sp->rules[i].interval;
+  return 0;
+}
+
+void sendpace_answered(sendpace_claims *c) {
+  if (!c->done || c->n == 0) return;
+  int64_t now = loop_now_ns(), rtt = now - c->sent_at;
+  for (int k = 0; k < c->n; k++) {
+    sendpace *sp = c->sp[k];
+    if (!sp->grant_rules || !burst1_interval(sp)) continue;
+    sp->rtts[sp->next_rtt] = rtt;
+    sp->next_rtt = (sp->next_rtt + 1) % SENDPACE_LEAD_SAMPLES;
+    if (sp->nrtts < SENDPACE_LEAD_SAMPLES) sp->nrtts++;
+    if (sp->nrtts < 8 || sp->last_sent != c->sent_at) continue; /* a later send went out already */
+    int64_t s[SENDPACE_LEAD_SAMPLES];
+    memcpy(s, sp->rtts, (size_t)sp->nrtts * sizeof s[0]);
+    qsort(s, (size_t)sp->nrtts, sizeof s[0], cmp64);
+    /* beyond the usual spread (twice the median's excess over the fastest, at least
+     * STALL_MIN): the part of the answer's delay that may have been before the server
+     * timed it; at most one interval */
+    int64_t fastest = s[0], usual = s[sp->nrtts / 2] - fastest;
+    int64_t beyond = rtt - fastest - (2 * usual > STALL_MIN ? 2 * usual : STALL_MIN);
+    if (beyond <= 0) continue;
+    sp->stalls++;
+    for (int i = 0; i < sp->nrules; i++) {
+      sp_rule *r = &sp->rules[i];
+      if (r->tolerance != 0) continue;
+      int64_t extra = beyond < r->interval ? beyond : r->interval;
+      int64_t floor = c->sent_at + r->interval + extra;
+      if (r->tat < floor) r->tat = floor;
+      gcra *g = &sp->grant_rules[i];
+      int64_t after = r->tat + sp->unsent * r->interval + r->slack;
+      if (g->tat < after) g->tat = after;
+    }
+  }
 }
 
 void sendpace_release(sendpace_claims *c) {
@@ -229,4 +275,5 @@ void sendpace_push_state(lua_State *L, const sendpace *sp) {
   bind_set_num(L, "lead", (double)sp->lead / 1e9);
   bind_set_num(L, "spun", (double)sp->spun_ns / 1e9);
   bind_set_int(L, "early", sp->early);
+  bind_set_int(L, "stalls", sp->stalls);
 }

@@ -34,6 +34,7 @@ typedef struct sendpace_claims {
   int64_t cost[SENDPACE_CLAIMS];
   int64_t granted[SENDPACE_CLAIMS]; /* when each was granted (ns) */
   int done;                         /* on the wire, or given back */
+  int64_t sent_at;                  /* when it went out (ns) */
 } sendpace_claims;
 
 /* A sendpace for the limiter whose rules are `rules` (it keeps the pointer and moves
@@ -56,6 +57,10 @@ void sendpace_claim(pacer_loop *loop, task *t, sendpace_claims *c);
 /* The request is about to be written: waits (spins) while it would come sooner than
  * the sends before it allow, then records it. Returns the send time (ns). */
 int64_t sendpace_send(sendpace_claims *c);
+/* The answer came (at loop time now): an answer much later than the fastest seen says
+ * the server (or the path) stalled, so it may have timed this request late; for rules
+ * with a burst of 1 the next send is spaced from that later time. */
+void sendpace_answered(sendpace_claims *c);
 /* The transfer is over: claims that never reached the wire are given back; frees. */
 void sendpace_release(sendpace_claims *c);
 
