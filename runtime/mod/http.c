@@ -163,9 +163,20 @@ void http_transfer_complete(transfer *tr, CURLcode code) {
     bind_set_bool(L, "sent", reqbytes > 0); /* was any of the request written? */
     bind_set_num(L, "elapsed", (double)total / 1e6);
   }
+  sendpace_answered(&tr->paced);
   task *t = tr->task;
   http_transfer_free(tr);
   task_wake(t, n);
+}
+
+/* Right before the request is written (the connection is up or reused): where its
+ * limiters' send-side schedule is kept (mod/sendpace.c). */
+static int cb_prereq(void *arg, char *conn_primary_ip, char *conn_local_ip, int conn_primary_port,
+                     int conn_local_port) {
+  (void)conn_primary_ip, (void)conn_local_ip, (void)conn_primary_port, (void)conn_local_port;
+  transfer *tr = arg;
+  sendpace_send(&tr->paced);
+  return CURL_PREREQFUNC_OK;
 }
 
 static long opt_ms(lua_State *L, const char *k, double def) {
@@ -247,6 +258,7 @@ static int l_http(lua_State *L) {
     http_transfer_free(tr);
     return luaL_error(L, "pacer.http: out of memory");
   }
+  sendpace_claim(loop, t, &tr->paced);
   /* Headers: collected before any raise can happen below this point. */
   lua_getfield(L, 1, "headers");
   if (lua_istable(L, -1)) {
@@ -289,6 +301,8 @@ static int l_http(lua_State *L) {
   curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
   curl_easy_setopt(e, CURLOPT_USERAGENT, "pacer/" PACER_VERSION);
   curl_easy_setopt(e, CURLOPT_HTTPHEADER, tr->headers);
+  curl_easy_setopt(e, CURLOPT_PREREQFUNCTION, cb_prereq);
+  curl_easy_setopt(e, CURLOPT_PREREQDATA, tr);
   if (body) {
     curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)blen);
     curl_easy_setopt(e, CURLOPT_COPYPOSTFIELDS, body);

@@ -137,6 +137,7 @@ void http_transfer_free(transfer *tr) {
     }
   }
   list_remove(&tr->link);
+  sendpace_release(&tr->paced);
   curl_slist_free_all(tr->headers);
   free(tr->body);
   free(tr->head);

@@ -6,6 +6,7 @@
 #ifndef PACER_HTTP_MULTI_H
 #define PACER_HTTP_MULTI_H
 #include "core/list.h"
+#include "mod/sendpace.h"
 #include "sched/loop.h"
 #include "sched/task.h"
 #include <curl/curl.h>
@@ -31,9 +32,10 @@ typedef struct transfer {
   struct curl_slist *headers;
   char *body, *head; /* response body; header lines of the last response */
   size_t body_len, body_cap, head_len, head_cap, max_body;
-  int too_large;  /* TOO_LARGE_BODY or TOO_LARGE_HEADERS: we stopped the transfer */
-  int oom;        /* our own buffer could not grow */
-  list_node link; /* on hm->transfers */
+  int too_large;         /* TOO_LARGE_BODY or TOO_LARGE_HEADERS: we stopped the transfer */
+  int oom;               /* our own buffer could not grow */
+  list_node link;        /* on hm->transfers */
+  sendpace_claims paced; /* the limiter grants this request goes out on */
   char errbuf[CURL_ERROR_SIZE];
 } transfer;
 

@@ -5,6 +5,7 @@
  * if its slot is further off than that, it is refused at once and takes nothing. */
 #include "core/gcra.h"
 #include "core/units.h"
+#include "mod/sendpace.h"
 #include "sched/loop.h"
 #include "sched/task.h"
 #include <event2/event.h>
@@ -34,8 +35,9 @@ typedef struct limiter {
   struct event *timer;
   pacer_loop *loop;
   int64_t waited_ns; /* total time tasks spent queued here */
-  int64_t armed_for; /* when the head's timer is due: the slot it was promised */
   int64_t granted;
+  sendpace *sp; /* the schedule of the sends these grants led to */
+  int64_t due;  /* when the timer was meant to fire: a grant's lateness counts from it */
 } limiter;
 
 static limiter *checklimiter(lua_State *L, int i) {
@@ -68,8 +70,14 @@ static int64_t eta_ns(limiter *lim, int64_t now, int64_t units) {
   return w;
 }
 
-static void commit(limiter *lim, int64_t now, int64_t n) {
-  for (int i = 0; i < lim->nrules; i++) gcra_commit_n(&lim->rules[i], now, n);
+/* keep: a grant late by less than an interval keeps the schedule (its sends are held
+ * to their spacing by the send side, mod/sendpace.c) */
+static void commit(limiter *lim, int64_t now, int64_t n, int keep) {
+  for (int i = 0; i < lim->nrules; i++) {
+    gcra *g = &lim->rules[i];
+    int64_t at = keep && g->tat < now && now - g->tat < g->interval ? g->tat : now;
+    gcra_commit_n(g, at, n);
+  }
   lim->granted++;
 }
 
@@ -108,7 +116,7 @@ static void arm(limiter *lim, int64_t ns) {
   int64_t us = (ns + 999) / 1000;
   struct timeval tv = {(time_t)(us / 1000000), (suseconds_t)(us % 1000000)};
   event_base_update_cache_time(lim->loop->base); /* count from now, not from the turn's start */
-  lim->armed_for = loop_now_ns() + ns;
+  lim->due = loop_now_ns() + ns;
   evtimer_add(lim->timer, &tv);
 }
 
@@ -119,9 +127,10 @@ static void on_slot(evutil_socket_t fd, short what, void *arg) {
   (void)fd, (void)what;
   limiter *lim = arg;
   int64_t now = loop_now_ns();
+  int64_t lead = sendpace_lead(lim->sp);
   int p;
   while ((p = first_prio(lim)) >= 0) {
-    int64_t w = wait_ns(lim, now, lim->head[p]->cost);
+    int64_t w = wait_ns(lim, now + lead, lim->head[p]->cost);
     if (w > 0) {
       arm(lim, w);
       return;
@@ -137,10 +146,14 @@ static void on_slot(evutil_socket_t fd, short what, void *arg) {
       lua_setfield(co, -2, "message");
       task_wake(h->t, 2);
     } else {
-      commit(lim, now, h->cost);
+      /* with sends to follow (a lead), the grant keeps the schedule: its timer's
+       * lateness is the send side's to absorb, not lost for good */
+      int64_t at = lead > 0 && lim->due < now ? lim->due : now;
+      commit(lim, at + lead, h->cost, lead > 0);
+      sendpace_granted(lim->sp, h->t, at, h->cost);
       lim->waited_ns += now - h->since;
       /* the promised slot, for lateness: when the timer was due, or now if sooner */
-      int64_t slot = lim->armed_for > h->since ? lim->armed_for : h->since;
+      int64_t slot = lim->due > h->since ? lim->due : h->since;
       lua_pushnumber(co, (double)(now - h->since) / 1e9);
       lua_pushnumber(co, (double)(slot < now ? slot : now) / 1e9);
       task_wake(h->t, 2);
@@ -154,7 +167,7 @@ static void rearm(limiter *lim, int64_t now) {
   evtimer_del(lim->timer);
   int p = first_prio(lim);
   if (p < 0) return;
-  int64_t w = wait_ns(lim, now, lim->head[p]->cost);
+  int64_t w = wait_ns(lim, now + sendpace_lead(lim->sp), lim->head[p]->cost);
   arm(lim, w > 0 ? w : 0);
 }
 
@@ -246,8 +259,10 @@ static int l_new(lua_State *L) {
   lim->loop = loop_get(L);
   lim->timer = NULL;
   luaL_setmetatable(L, PACER_LIMITER);
+  lim->sp = NULL;
   lim->timer = evtimer_new(lim->loop->base, on_slot, lim);
-  if (!lim->timer) return luaL_error(L, "pacer.limiter: out of memory");
+  if (lim->timer) lim->sp = sendpace_new(lim->loop, lim->rules, lim->nrules);
+  if (!lim->timer || !lim->sp) return luaL_error(L, "pacer.limiter: out of memory");
   return 1;
 }
 
@@ -302,8 +317,10 @@ static int lim_acquire(lua_State *L) {
   checkwaitopts(L, 3, &prio, &max_ns);
   int64_t now = loop_now_ns();
   int64_t ahead = queued_upto(lim, prio);
-  if (ahead == 0 && wait_ns(lim, now, n) == 0) {
-    commit(lim, now, n);
+  int64_t lead = sendpace_lead(lim->sp);
+  if (ahead == 0 && wait_ns(lim, now + lead, n) == 0) {
+    commit(lim, now + lead, n, lead > 0);
+    if (task_current(L)) sendpace_granted(lim->sp, task_current(L), now, n);
     lua_pushnumber(L, 0);
     lua_pushnumber(L, (double)now / 1e9);
     return 2;
@@ -348,7 +365,7 @@ static int lim_try_acquire(lua_State *L) {
   int64_t now = loop_now_ns();
   int64_t w = wait_ns(lim, now, n);
   if (first_prio(lim) < 0 && w == 0) {
-    commit(lim, now, n);
+    commit(lim, now, n, 0);
     lua_pushboolean(L, 1);
     return 1;
   }
@@ -392,6 +409,7 @@ static int lim_set_rate(lua_State *L) {
   lim->nrules = tmp.nrules;
   memcpy(lim->counts, tmp.counts, sizeof tmp.counts);
   memcpy(lim->periods, tmp.periods, sizeof tmp.periods);
+  sendpace_rules(lim->sp, lim->nrules);
   rearm(lim, now);
   return 0;
 }
@@ -425,6 +443,7 @@ static int lim_state(lua_State *L) {
   lua_setfield(L, -2, "waited");
   lua_pushinteger(L, lim->granted);
   lua_setfield(L, -2, "granted");
+  sendpace_push_state(L, lim->sp);
   return 1;
 }
 
@@ -462,6 +481,8 @@ static int lim_gc(lua_State *L) {
   limiter *lim = checklimiter(L, 1);
   if (lim->timer) event_free(lim->timer);
   lim->timer = NULL;
+  sendpace_orphan(lim->sp);
+  lim->sp = NULL;
   for (int p = 0; p < NPRIO; p++) {
     while (lim->head[p]) free(pop(lim, p));
   }

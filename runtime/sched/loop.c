@@ -119,6 +119,7 @@ pacer_loop *loop_new(lua_State *L) {
   if (!loop->base) goto fail;
   loop->L = L;
   list_init(&loop->ready);
+  list_init(&loop->sendpaces);
   loop->ready_ev = event_new(loop->base, -1, 0, task_run_ready, loop);
   loop->sigint_ev = evsignal_new(loop->base, SIGINT, on_sigint, loop);
   if (!loop->ready_ev || !loop->sigint_ev) goto fail;

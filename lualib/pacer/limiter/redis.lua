@@ -94,6 +94,12 @@ function Limiter:set_rules(rules, burst)
   end
   self.burst = burst
   self.fallback = nil
+  -- the same rules in this process, taken after each Redis slot: it grants at once
+  -- unless this process's own previous send went out late (its send-side schedule,
+  -- runtime/mod/sendpace.c), so a late send is not followed by one too soon after it
+  local local_rules = {}
+  for i, r in ipairs(self.rules) do local_rules[i] = {rate = r.per_s, burst = r.burst} end
+  self.sends = new_limiter{rules = local_rules}
 end
 
 function Limiter:set_rate(rate, burst) self:set_rules(type(rate) == "table" and rate or {rate}, burst or self.burst) end
@@ -166,6 +172,7 @@ function Limiter:acquire(n, o)
       -- every queued acquire go at once: wait it all, from the reply.
       local slot = task.now() + wait
       if wait > 0 then task.sleep(wait) end
+      self.sends:acquire(math.min(n, self.sends:max_cost()))
       self.granted = self.granted + 1
       local w = task.now() - t0
       self.waited = self.waited + w

@@ -1,0 +1,279 @@
+/* sendpace.c: the send-side schedule of a limiter (see sendpace.h). */
+#include "mod/sendpace.h"
+#include "mod/bind.h"
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define UNCLAIMED_NS 100000000LL /* 100 ms: a grant no request took by then was not for one */
+#define SPIN_MAX_NS  2000000LL   /* the longest a send is held in place (the loop waits too) */
+#define LEAD_MAX     1000000LL   /* 1 ms: a grant ahead of its slot by more would be held too long */
+#define MARGIN_MIN                                                                                                     \
+  1000000LL                   /* 1 ms: a burst > 1 gives up 1 % of its tolerance (at least                             \
+                               * this, at most half), once, to cover a server that times                               \
+                               * arrivals later than we time sends (its first one most) */
+#define MARGIN_1_MAX 100000LL /* 100 us: for a burst of 1, added to every interval */
+#define STALL_MIN    250000LL /* 250 us: an answer later than usual by less is no stall */
+
+typedef struct sp_rule {
+  int64_t interval;  /* the rule's T (plus margin_1 for a burst of 1) */
+  int64_t tolerance; /* the rule's tau less the margin */
+  int64_t slack;     /* grant-side tau minus ours: how much sooner grants may come */
+  int64_t tat;       /* plain GCRA over the times requests went out */
+} sp_rule;
+
+typedef struct grant {
+  task *t;
+  int64_t at, cost;
+} grant;
+
+struct sendpace {
+  int refs; /* the limiter (until orphaned) and each transfer holding a claim */
+  gcra *grant_rules;
+  int nrules;
+  sp_rule rules[SENDPACE_RULES];
+  list_node link; /* on loop->sendpaces while the limiter lives */
+  grant pending[SENDPACE_PENDING];
+  int npending;
+  int64_t unsent;                         /* units granted, not on the wire yet (pending + claimed) */
+  int64_t samples[SENDPACE_LEAD_SAMPLES]; /* grant -> wire, ns, a ring */
+  int nsamples, next_sample;
+  int64_t lead;
+  int64_t rtts[SENDPACE_LEAD_SAMPLES]; /* send -> answer, ns, a ring */
+  int nrtts, next_rtt;
+  int64_t last_sent; /* the latest send time */
+  int64_t sent, spun_ns, early, stalls;
+};
+
+sendpace *sendpace_new(pacer_loop *loop, gcra *rules, int nrules) {
+  sendpace *sp = calloc(1, sizeof *sp);
+  if (!sp) return NULL;
+  sp->refs = 1;
+  sp->grant_rules = rules;
+  sendpace_rules(sp, nrules);
+  list_push(&loop->sendpaces, &sp->link);
+  return sp;
+}
+
+void sendpace_rules(sendpace *sp, int nrules) {
+  if (!sp) return;
+  int64_t now = loop_now_ns();
+  for (int i = 0; i < nrules; i++) {
+    const gcra *g = &sp->grant_rules[i];
+    sp_rule *r = &sp->rules[i];
+    int64_t old = i < sp->nrules ? r->interval : 0;
+    int64_t m = g->tolerance / 100 > MARGIN_MIN ? g->tolerance / 100 : MARGIN_MIN;
+    if (m > g->tolerance / 2) m = g->tolerance / 2;
+    r->tolerance = g->tolerance - m;
+    r->slack = m;
+    /* a burst of 1 has no tolerance to spend on a late arrival at the server: each
+     * interval carries a little of its own (1 %, at most 100 us: about what a server's
+     * own wake-up jitter is on a shared machine) */
+    int64_t m1 = g->interval / 100 < MARGIN_1_MAX ? g->interval / 100 : MARGIN_1_MAX;
+    r->interval = g->tolerance == 0 ? g->interval + m1 : g->interval;
+    /* a rate change: what the sends still owe is rescaled, as the grant side does */
+    if (old > 0 && r->tat > now) r->tat = now + (int64_t)((double)(r->tat - now) * ((double)r->interval / (double)old));
+    if (old == 0) r->tat = INT64_MIN / 2;
+  }
+  sp->nrules = nrules;
+}
+
+static void unref(sendpace *sp) {
+  if (--sp->refs == 0) free(sp);
+}
+
+void sendpace_orphan(sendpace *sp) {
+  if (!sp) return;
+  sp->grant_rules = NULL;
+  sp->npending = 0;
+  list_remove(&sp->link);
+  unref(sp);
+}
+
+int64_t sendpace_lead(const sendpace *sp) {
+  return sp ? sp->lead : 0;
+}
+
+static void take_pending(sendpace *sp, int i) {
+  memmove(&sp->pending[i], &sp->pending[i + 1], (size_t)(sp->npending - i - 1) * sizeof sp->pending[0]);
+  sp->npending--;
+}
+
+/* Forgets the unclaimed grants that aged out, and any of task t (NULL: none): an
+ * earlier grant of a task that asks again took a slot and never sent on it. */
+static void expire(sendpace *sp, int64_t now, const task *t) {
+  for (int i = 0; i < sp->npending;) {
+    if (now - sp->pending[i].at > UNCLAIMED_NS || sp->pending[i].t == t) {
+      sp->unsent -= sp->pending[i].cost;
+      take_pending(sp, i);
+    } else {
+      i++;
+    }
+  }
+}
+
+void sendpace_granted(sendpace *sp, task *t, int64_t now, int64_t cost) {
+  if (!sp) return;
+  expire(sp, now, t);
+  if (sp->npending == SENDPACE_PENDING) {
+    sp->unsent -= sp->pending[0].cost;
+    take_pending(sp, 0);
+  }
+  sp->pending[sp->npending++] = (grant){t, now, cost};
+  sp->unsent += cost;
+}
+
+void sendpace_claim(pacer_loop *loop, task *t, sendpace_claims *c) {
+  c->n = 0;
+  c->done = 0;
+  for (list_node *n = loop->sendpaces.next; n != &loop->sendpaces && c->n < SENDPACE_CLAIMS; n = n->next) {
+    sendpace *sp = LIST_ENTRY(n, sendpace, link);
+    for (int i = 0; i < sp->npending; i++) {
+      if (sp->pending[i].t != t) continue;
+      c->sp[c->n] = sp;
+      c->cost[c->n] = sp->pending[i].cost;
+      c->granted[c->n] = sp->pending[i].at;
+      c->n++;
+      sp->refs++;
+      take_pending(sp, i); /* still counted in unsent until it goes out */
+      break;
+    }
+  }
+}
+
+/* How long until a request of `cost` may go out on every rule (ns, <= 0: now). */
+static int64_t send_wait(const sendpace *sp, int64_t now, int64_t cost) {
+  int64_t w = INT64_MIN;
+  for (int i = 0; i < sp->nrules; i++) {
+    const sp_rule *r = &sp->rules[i];
+    int64_t base = r->tat > now ? r->tat : now;
+    int64_t x = base + (cost - 1) * r->interval - r->tolerance - now;
+    if (x > w) w = x;
+  }
+  return w;
+}
+
+static int cmp64(const void *a, const void *b) {
+  int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+  return (x > y) - (x < y);
+}
+
+/* The lead for rules with a burst of 1: a high quantile of recent grant-to-wire times,
+ * so that most grants arrive just before their slot and are held the few us left;
+ * never more than half an interval. */
+static void learn_lead(sendpace *sp, int64_t sample) {
+  int64_t min_interval = INT64_MAX;
+  for (int i = 0; i < sp->nrules; i++)
+    if (sp->rules[i].tolerance == 0 && sp->rules[i].interval < min_interval) min_interval = sp->rules[i].interval;
+  if (min_interval == INT64_MAX) {
+    sp->lead = 0;
+    return;
+  }
+  sp->samples[sp->next_sample] = sample;
+  sp->next_sample = (sp->next_sample + 1) % SENDPACE_LEAD_SAMPLES;
+  if (sp->nsamples < SENDPACE_LEAD_SAMPLES) sp->nsamples++;
+  int64_t s[SENDPACE_LEAD_SAMPLES];
+  memcpy(s, sp->samples, (size_t)sp->nsamples * sizeof s[0]);
+  qsort(s, (size_t)sp->nsamples, sizeof s[0], cmp64);
+  int64_t q = s[(sp->nsamples * 7) / 8];
+  int64_t cap = min_interval / 2 < LEAD_MAX ? min_interval / 2 : LEAD_MAX;
+  sp->lead = q < cap ? q : cap;
+}
+
+int64_t sendpace_send(sendpace_claims *c) {
+  int64_t now = loop_now_ns(), arrived = now;
+  if (c->n == 0 || c->done) return now;
+  int64_t w = 0;
+  for (int k = 0; k < c->n; k++) {
+    if (!c->sp[k]->grant_rules) continue; /* its limiter is gone */
+    int64_t x = send_wait(c->sp[k], now, c->cost[k]);
+    if (x > w) w = x;
+  }
+  if (w > 0) {
+    /* the rest of a slot is shorter than the loop's own wake-up jitter: held here */
+    int64_t until = now + (w < SPIN_MAX_NS ? w : SPIN_MAX_NS);
+    int64_t t0 = now;
+    while (now < until) now = loop_now_ns();
+    for (int k = 0; k < c->n; k++) {
+      c->sp[k]->spun_ns += now - t0;
+      if (w > SPIN_MAX_NS) c->sp[k]->early++;
+    }
+  }
+  for (int k = 0; k < c->n; k++) {
+    sendpace *sp = c->sp[k];
+    sp->unsent -= c->cost[k];
+    if (!sp->grant_rules) continue;
+    expire(sp, now, NULL);
+    sp->sent++;
+    for (int i = 0; i < sp->nrules; i++) {
+      sp_rule *r = &sp->rules[i];
+      r->tat = (r->tat > now ? r->tat : now) + c->cost[k] * r->interval;
+      /* the limiter's schedule follows the sends: the next grant is timed from where
+       * this one really went out, with the units still on their way counted ahead */
+      gcra *g = &sp->grant_rules[i];
+      int64_t after = r->tat + sp->unsent * r->interval + r->slack;
+      if (g->tat < after) g->tat = after;
+    }
+    learn_lead(sp, arrived - c->granted[k]); /* the path's own time, not the hold */
+  }
+  c->done = 1;
+  c->sent_at = now;
+  for (int k = 0; k < c->n; k++) c->sp[k]->last_sent = now;
+  return now;
+}
+
+static int64_t burst1_interval(const sendpace *sp) {
+  for (int i = 0; i < sp->nrules; i++)
+    if (sp->rules[i].tolerance == 0) return sp->rules[i].interval;
+  return 0;
+}
+
+void sendpace_answered(sendpace_claims *c) {
+  if (!c->done || c->n == 0) return;
+  int64_t now = loop_now_ns(), rtt = now - c->sent_at;
+  for (int k = 0; k < c->n; k++) {
+    sendpace *sp = c->sp[k];
+    if (!sp->grant_rules || !burst1_interval(sp)) continue;
+    sp->rtts[sp->next_rtt] = rtt;
+    sp->next_rtt = (sp->next_rtt + 1) % SENDPACE_LEAD_SAMPLES;
+    if (sp->nrtts < SENDPACE_LEAD_SAMPLES) sp->nrtts++;
+    if (sp->nrtts < 8 || sp->last_sent != c->sent_at) continue; /* a later send went out already */
+    int64_t s[SENDPACE_LEAD_SAMPLES];
+    memcpy(s, sp->rtts, (size_t)sp->nrtts * sizeof s[0]);
+    qsort(s, (size_t)sp->nrtts, sizeof s[0], cmp64);
+    /* beyond the usual spread (twice the median's excess over the fastest, at least
+     * STALL_MIN): the part of the answer's delay that may have been before the server
+     * timed it; at most one interval */
+    int64_t fastest = s[0], usual = s[sp->nrtts / 2] - fastest;
+    int64_t beyond = rtt - fastest - (2 * usual > STALL_MIN ? 2 * usual : STALL_MIN);
+    if (beyond <= 0) continue;
+    sp->stalls++;
+    for (int i = 0; i < sp->nrules; i++) {
+      sp_rule *r = &sp->rules[i];
+      if (r->tolerance != 0) continue;
+      int64_t extra = beyond < r->interval ? beyond : r->interval;
+      int64_t floor = c->sent_at + r->interval + extra;
+      if (r->tat < floor) r->tat = floor;
+      gcra *g = &sp->grant_rules[i];
+      int64_t after = r->tat + sp->unsent * r->interval + r->slack;
+      if (g->tat < after) g->tat = after;
+    }
+  }
+}
+
+void sendpace_release(sendpace_claims *c) {
+  for (int k = 0; k < c->n; k++) {
+    if (!c->done) c->sp[k]->unsent -= c->cost[k];
+    unref(c->sp[k]);
+  }
+  c->n = 0;
+}
+
+void sendpace_push_state(lua_State *L, const sendpace *sp) {
+  if (!sp) return;
+  bind_set_int(L, "sent", sp->sent);
+  bind_set_num(L, "lead", (double)sp->lead / 1e9);
+  bind_set_num(L, "spun", (double)sp->spun_ns / 1e9);
+  bind_set_int(L, "early", sp->early);
+  bind_set_int(L, "stalls", sp->stalls);
+}
