@@ -36,7 +36,7 @@ typedef struct pacer_loop {
   int sigints_consumed;               /* raised by the hook: the loop's callback skips them */
   volatile int64_t sigint_at;         /* when the last one came (monotonic ns) */
   struct sigaction sigint_prev;       /* libevent's handler, which ours chains to */
-  list_node sendpaces;                      /* limiters' send-side schedules (mod/sendpace.c) */
+  list_node sendpaces;                /* limiters' send-side schedules (mod/sendpace.c) */
 } pacer_loop;
 
 /* Log levels, as lualib/pacer/base/log.lua numbers them. */
