@@ -26,6 +26,10 @@ local pacer = {
 
 pacer.limiter = require("pacer.limiter").new
 
+-- pacer.worker: which of `pacer --workers N` this process is ({id = 1, count = 1} without it)
+local cmdline = package.loaded["pacer.c.cmdline"] or {}
+pacer.worker = {id = cmdline.worker or 1, count = cmdline.workers or 1}
+
 pacer.request = require("pacer.http.request").request
 pacer.client = require("pacer.http.client").new
 pacer.serve = require("pacer.serve.listener").serve
@@ -48,7 +52,9 @@ pacer.threshold = require("pacer.observe.threshold").threshold
 
 -- pacer.each(list, fn, {concurrency = 16, on_error = "report"}): fn(item, index) for
 -- every item with at most `concurrency` running at once. Returns {ok=, value=|err=} per
--- item, in list order; failed items are reported as run/failures.lua says.
+-- item, in list order; failed items are reported as run/failures.lua says. Under
+-- --workers each worker takes its share: the items whose index is its id modulo N (the
+-- other indexes are absent from its results).
 function pacer.each(list, fn, o)
   if type(list) ~= "table" then opts.raise("pacer.each: expected a list, got %s", type(list)) end
   if type(fn) ~= "function" then opts.raise("pacer.each: expected a function, got %s", type(fn)) end
@@ -58,10 +64,12 @@ function pacer.each(list, fn, o)
   local n = #list
   local conc = o.concurrency or 16
   if conc < 1 then opts.raise("pacer.each: 'concurrency' must be >= 1, got %d", conc) end
-  local bar = o.progress ~= false and pacer.progress{total = n, label = o.label}
-  local results, next_i = {}, 0
-  pool.run(math.min(conc, n), function()
-    next_i = next_i + 1
+  local id, step = pacer.worker.id, pacer.worker.count
+  local share = n >= id and (n - id) // step + 1 or 0
+  local bar = o.progress ~= false and pacer.progress{total = share, label = o.label}
+  local results, next_i = {}, id - step
+  pool.run(math.min(conc, share), function()
+    next_i = next_i + step
     return next_i <= n and next_i or nil
   end, function(i)
     local ok, v = pcall(fn, list[i], i)
@@ -70,7 +78,7 @@ function pacer.each(list, fn, o)
     if bar then bar:advance(ok) end
   end)
   if bar then bar:finish() end
-  failed:finish(n)
+  failed:finish(share)
   return results
 end
 

@@ -64,6 +64,8 @@ static void publish_options(lua_State *L, const host_opts *o) {
   bind_set_str(L, "stats", o->stats);
   bind_set_str(L, "progress", o->progress);
   bind_set_str(L, "metrics", o->metrics);
+  bind_set_int(L, "worker", o->worker_id > 0 ? o->worker_id : 1);
+  bind_set_int(L, "workers", o->workers > 1 ? o->workers : 1);
   lua_createtable(L, o->nthresholds, 0);
   for (int i = 0; i < o->nthresholds; i++) {
     lua_pushstring(L, o->thresholds[i]);
@@ -199,7 +201,8 @@ static int pmain(lua_State *L) {
   } else if (!ok) {
     lua_settop(L, 2);
     task_push_error(L, rs.main); /* [.., err, traceback] */
-    fprintf(stderr, "pacer: %s\n", lua_tostring(L, -1));
+    if (loop->worker_count > 1) fprintf(stderr, "pacer: worker %d of %d: ", loop->worker_id, loop->worker_count);
+    fprintf(stderr, "%s%s\n", loop->worker_count > 1 ? "" : "pacer: ", lua_tostring(L, -1));
     at_exit(L, "error");
     code = 1;
   } else {
@@ -228,6 +231,9 @@ int host_run(const host_opts *o) {
     lua_close(L);
     return 1;
   }
+  loop->shared = o->shared;
+  loop->worker_id = o->worker_id > 0 ? o->worker_id : 1;
+  loop->worker_count = o->workers > 1 ? o->workers : 1;
   lua_pushcfunction(L, pmain);
   lua_pushlightuserdata(L, (void *)o);
   int code;

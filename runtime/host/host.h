@@ -16,11 +16,20 @@ typedef struct host_opts {
   const char *metrics;     /* --metrics HOST:PORT, or NULL */
   const char **thresholds; /* --threshold EXPR, each */
   int nthresholds;
+  int workers;                   /* --workers N (0: not given) */
+  int worker_id;                 /* 1..N in a worker process */
+  struct workers_region *shared; /* what the workers share (host/spawn.c) */
 } host_opts;
 
 /* Runs the script or code as the main task. Returns the process exit status:
  * 0 ok, 1 error, 130 SIGINT. Never calls exit(). */
 int host_run(const host_opts *o);
+
+/* --workers N: maps what the workers share into o->shared and forks N workers. In a
+ * worker it returns 0 with o->worker_id set, and the worker goes on to run the script;
+ * in the parent it returns the run's exit status once every worker has ended
+ * (host/spawn.c): the worst of theirs, 130 before 99 before any other failure. */
+int host_spawn(host_opts *o, int *is_parent);
 
 struct lua_State;
 /* Puts every pacer.c.* module in package.preload (host/modules.c). */

@@ -6,6 +6,7 @@
 #include <lua.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -31,6 +32,8 @@ static const char usage[] =
     "  --metrics HOST:PORT  serve Prometheus metrics at http://HOST:PORT/metrics while it runs\n"
     "  --threshold EXPR     fail the run (exit 99) unless EXPR holds, e.g. 'p99<300ms',\n"
     "                       'errors<1%', 'throttled==0', 'ratio<1.05' (repeatable)\n"
+    "  --workers N          run the script in N worker processes (2..64) that share its\n"
+    "                       limiters; pacer.each and pacer.worker split the work\n"
     "  -h, --help           this help\n"
     "  --version            print the version and those of libcurl, Lua and libevent\n"
     "\n"
@@ -117,6 +120,12 @@ int main(int argc, char **argv) {
       if (++i >= argc) return bad("option needs an expression like 'p99<300ms':", a);
       if (o.nthresholds == MAX_THRESHOLDS) return bad("too many thresholds (at most 32) at", argv[i]);
       thresholds[o.nthresholds++] = argv[i];
+    } else if (!strcmp(a, "--workers")) {
+      if (++i >= argc) return bad("option needs a number of processes (2..64):", a);
+      char *end;
+      long n = strtol(argv[i], &end, 10);
+      if (*end || end == argv[i] || n < 1 || n > 64) return bad("--workers takes a number from 1 to 64, not", argv[i]);
+      o.workers = (int)n;
     } else {
       return bad("unknown option", a);
     }
@@ -141,6 +150,15 @@ int main(int argc, char **argv) {
     }
   }
   if (o.interactive && o.module) return bad("-i does not go with", argv[o.script_index]);
+  if (o.workers > 1) { /* each worker would write (or serve) the same one */
+    const char *no = o.interactive ? "-i (the REPL)"
+                     : o.module    ? argv[o.script_index]
+                     : o.events    ? "--events"
+                     : o.stats     ? "--stats"
+                     : o.metrics   ? "--metrics"
+                                   : NULL;
+    if (no) return bad("--workers does not go with", no);
+  }
   if (o.events && check_output("--events", o.events)) return 2;
   if (o.stats && check_output("--stats", o.stats)) return 2;
   o.args = argv + i;
@@ -150,7 +168,9 @@ int main(int argc, char **argv) {
     fprintf(stderr, "pacer: cannot initialise libcurl\n");
     return 1;
   }
-  int code = host_run(&o);
+  int code = 0, is_parent = 0;
+  if (o.workers > 1) code = host_spawn(&o, &is_parent);
+  if (!is_parent) code = host_run(&o);
   curl_global_cleanup();
   return code;
 }

@@ -2,12 +2,16 @@
  * n units of every rule (a request's cost). Waiters queue by priority (1 first, 9 last;
  * FIFO within one priority); only the head waits on a timer, so thousands of waiters
  * cost O(1) each and a rate change takes effect at once. A waiter may give a max_wait:
- * if its slot is further off than that, it is refused at once and takes nothing. */
+ * if its slot is further off than that, it is refused at once and takes nothing.
+ * Under `pacer --workers N` a limiter is one of the run's shared limiters (see
+ * sched/workers.h): each entry point reads the shared schedule in and writes it back
+ * under the workers' lock, and the code between works on the local copy as it always did. */
 #include "core/gcra.h"
 #include "core/units.h"
 #include "mod/sendpace.h"
 #include "sched/loop.h"
 #include "sched/task.h"
+#include "sched/workers.h"
 #include <event2/event.h>
 #include <lauxlib.h>
 #include <stdlib.h>
@@ -36,12 +40,62 @@ typedef struct limiter {
   pacer_loop *loop;
   int64_t waited_ns; /* total time tasks spent queued here */
   int64_t granted;
-  sendpace *sp; /* the schedule of the sends these grants led to */
-  int64_t due;  /* when the timer was meant to fire: a grant's lateness counts from it */
+  sendpace *sp;        /* the schedule of the sends these grants led to */
+  int64_t due;         /* when the timer was meant to fire: a grant's lateness counts from it */
+  shared_limiter *shm; /* with --workers: the schedule all workers share, or NULL */
+  workers_region *region;
+  int64_t gen;   /* the shared rules this copy holds (shared_limiter.gen) */
+  int depth;     /* sync_in()s not yet matched by a sync_out() */
+  int rules_set; /* a rate change to publish at sync_out */
 } limiter;
 
 static limiter *checklimiter(lua_State *L, int i) {
   return luaL_checkudata(L, i, PACER_LIMITER);
+}
+
+/* With workers: takes the lock and reads the shared schedule into this copy (the whole
+ * rules after another worker changed the rate). Nests: only the outermost call reads. */
+static void sync_in(limiter *lim) {
+  if (!lim->shm || lim->depth++ > 0) return;
+  workers_lock(lim->region);
+  shared_limiter *s = lim->shm;
+  if (s->gen != lim->gen) {
+    lim->nrules = s->nrules;
+    memcpy(lim->rules, s->rules, sizeof lim->rules);
+    memcpy(lim->counts, s->counts, sizeof lim->counts);
+    memcpy(lim->periods, s->periods, sizeof lim->periods);
+    lim->gen = s->gen;
+    sendpace_rules(lim->sp, lim->nrules);
+  } else {
+    for (int i = 0; i < lim->nrules; i++) lim->rules[i].tat = s->rules[i].tat;
+  }
+  sendpace_load(lim->sp, s->send_tat);
+}
+
+/* Writes this copy's schedule back (and its rules after a rate change) and unlocks. */
+static void sync_out(limiter *lim) {
+  if (!lim->shm || --lim->depth > 0) return;
+  shared_limiter *s = lim->shm;
+  if (lim->rules_set) {
+    s->nrules = lim->nrules;
+    memcpy(s->rules, lim->rules, sizeof s->rules);
+    memcpy(s->counts, lim->counts, sizeof s->counts);
+    memcpy(s->periods, lim->periods, sizeof s->periods);
+    lim->gen = ++s->gen;
+    lim->rules_set = 0;
+  } else {
+    for (int i = 0; i < lim->nrules; i++) s->rules[i].tat = lim->rules[i].tat;
+  }
+  sendpace_store(lim->sp, s->send_tat);
+  workers_unlock(lim->region);
+}
+
+/* The send side's way in (sendpace_send and _answered change the schedule too). */
+static void sync_hook(void *arg, int out) {
+  if (out)
+    sync_out(arg);
+  else
+    sync_in(arg);
 }
 
 /* Nanoseconds until n units conform on every rule; -1 when n is above a rule's burst. */
@@ -129,10 +183,12 @@ static void on_slot(evutil_socket_t fd, short what, void *arg) {
   int64_t now = loop_now_ns();
   int64_t lead = sendpace_lead(lim->sp);
   int p;
+  sync_in(lim);
   while ((p = first_prio(lim)) >= 0) {
     int64_t w = wait_ns(lim, now + lead, lim->head[p]->cost);
     if (w > 0) {
       arm(lim, w);
+      sync_out(lim);
       return;
     }
     waiter *h = pop(lim, p);
@@ -160,6 +216,7 @@ static void on_slot(evutil_socket_t fd, short what, void *arg) {
     }
     free(h);
   }
+  sync_out(lim);
 }
 
 /* Re-times the head's timer (the head changed, or the rules did). */
@@ -167,7 +224,9 @@ static void rearm(limiter *lim, int64_t now) {
   evtimer_del(lim->timer);
   int p = first_prio(lim);
   if (p < 0) return;
+  sync_in(lim);
   int64_t w = wait_ns(lim, now + sendpace_lead(lim->sp), lim->head[p]->cost);
+  sync_out(lim);
   arm(lim, w > 0 ? w : 0);
 }
 
@@ -241,19 +300,57 @@ static void load_rules(lua_State *L, limiter *lim, int opts) {
   lim->nrules = n;
 }
 
-/* pacer.limiter{rate = "10/s" | rules = {...}, burst = 1} */
+/* Under --workers: binds tmp to the run's next shared limiter, the one every worker's
+ * limiter of the same place in the script shares; the first worker there sets it up. */
+static void share(lua_State *L, limiter *tmp, pacer_loop *loop) {
+  int seq = loop->limiters_made++;
+  shared_limiter *s = workers_slot(loop->shared, seq);
+  if (!s)
+    luaL_error(L, "pacer.limiter: more than %d limiters shared between workers (make the rest with shared = false)",
+               WORKERS_LIMITERS);
+  workers_lock(loop->shared);
+  int same = 1;
+  if (!s->used) {
+    s->used = 1, s->gen = 1, s->nrules = tmp->nrules;
+    memcpy(s->rules, tmp->rules, sizeof s->rules);
+    memcpy(s->counts, tmp->counts, sizeof s->counts);
+    memcpy(s->periods, tmp->periods, sizeof s->periods);
+    for (int i = 0; i < WORKERS_RULES; i++) s->send_tat[i] = INT64_MIN / 2;
+  } else if (s->gen == 1) { /* not yet changed at run time: it must be the same limiter */
+    same = s->nrules == tmp->nrules;
+    for (int i = 0; same && i < tmp->nrules; i++)
+      same = s->counts[i] == tmp->counts[i] && s->periods[i] == tmp->periods[i] &&
+             s->rules[i].burst == tmp->rules[i].burst;
+  }
+  workers_unlock(loop->shared);
+  if (!same)
+    luaL_error(L,
+               "pacer.limiter: limiter #%d of this worker has other rules than limiter #%d of another: with "
+               "--workers every worker must make the same limiters in the same order (or pass shared = false)",
+               seq + 1, seq + 1);
+  tmp->shm = s, tmp->region = loop->shared, tmp->gen = 0; /* gen 0: the first sync_in reads it all */
+}
+
+/* pacer.limiter{rate = "10/s" | rules = {...}, burst = 1, shared = true} */
 static int l_new(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
   lua_pushnil(L);
   while (lua_next(L, 1)) { /* reject unknown options by name */
     const char *k = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : "?";
-    if (strcmp(k, "rate") && strcmp(k, "rules") && strcmp(k, "burst"))
-      return luaL_error(L, "pacer.limiter: unknown option '%s' (known: rate, rules, burst)", k);
+    if (strcmp(k, "rate") && strcmp(k, "rules") && strcmp(k, "burst") && strcmp(k, "shared"))
+      return luaL_error(L, "pacer.limiter: unknown option '%s' (known: rate, rules, burst, shared)", k);
     lua_pop(L, 1);
   }
+  lua_getfield(L, 1, "shared");
+  if (!lua_isnil(L, -1) && !lua_isboolean(L, -1))
+    return luaL_error(L, "pacer.limiter: 'shared' must be a boolean, got %s", luaL_typename(L, -1));
+  int shared = !lua_isboolean(L, -1) || lua_toboolean(L, -1);
+  lua_pop(L, 1);
   limiter tmp;
   memset(&tmp, 0, sizeof tmp);
   load_rules(L, &tmp, 1); /* may raise: nothing allocated yet */
+  pacer_loop *loop = loop_get(L);
+  if (shared && loop->shared) share(L, &tmp, loop);
   limiter *lim = lua_newuserdatauv(L, sizeof *lim, 0);
   *lim = tmp;
   lim->loop = loop_get(L);
@@ -263,6 +360,7 @@ static int l_new(lua_State *L) {
   lim->timer = evtimer_new(lim->loop->base, on_slot, lim);
   if (lim->timer) lim->sp = sendpace_new(lim->loop, lim->rules, lim->nrules);
   if (!lim->timer || !lim->sp) return luaL_error(L, "pacer.limiter: out of memory");
+  if (lim->shm) sendpace_sync(lim->sp, sync_hook, lim);
   return 1;
 }
 
@@ -318,15 +416,18 @@ static int lim_acquire(lua_State *L) {
   int64_t now = loop_now_ns();
   int64_t ahead = queued_upto(lim, prio);
   int64_t lead = sendpace_lead(lim->sp);
+  sync_in(lim);
   if (ahead == 0 && wait_ns(lim, now + lead, n) == 0) {
     commit(lim, now + lead, n, lead > 0);
+    sync_out(lim);
     if (task_current(L)) sendpace_granted(lim->sp, task_current(L), now, n);
     lua_pushnumber(L, 0);
     lua_pushnumber(L, (double)now / 1e9);
     return 2;
   }
+  int64_t eta = eta_ns(lim, now, ahead + n);
+  sync_out(lim);
   if (max_ns >= 0) {
-    int64_t eta = eta_ns(lim, now, ahead + n);
     if (eta > max_ns) {
       lua_pushnil(L);
       lua_createtable(L, 0, 3);
@@ -363,13 +464,16 @@ static int lim_try_acquire(lua_State *L) {
   limiter *lim = checklimiter(L, 1);
   int64_t n = checkcost(L, lim, 2, "limiter:try_acquire");
   int64_t now = loop_now_ns();
+  sync_in(lim);
   int64_t w = wait_ns(lim, now, n);
   if (first_prio(lim) < 0 && w == 0) {
     commit(lim, now, n, 0);
+    sync_out(lim);
     lua_pushboolean(L, 1);
     return 1;
   }
   int64_t eta = eta_ns(lim, now, queued_upto(lim, NPRIO - 1) + n);
+  sync_out(lim);
   lua_pushboolean(L, 0);
   lua_pushnumber(L, (double)(eta > 0 ? eta : 1000) / 1e9);
   return 2;
@@ -400,6 +504,7 @@ static int lim_set_rate(lua_State *L) {
   memset(&tmp, 0, sizeof tmp);
   load_rules(L, &tmp, 4);
   int64_t now = loop_now_ns();
+  sync_in(lim);
   for (int i = 0; i < tmp.nrules; i++) {
     if (i < lim->nrules) /* rule i keeps its schedule, rescaled to the new rate */
       gcra_set_rate(&lim->rules[i], tmp.counts[i], tmp.periods[i], tmp.rules[i].burst, now);
@@ -410,6 +515,8 @@ static int lim_set_rate(lua_State *L) {
   memcpy(lim->counts, tmp.counts, sizeof tmp.counts);
   memcpy(lim->periods, tmp.periods, sizeof tmp.periods);
   sendpace_rules(lim->sp, lim->nrules);
+  lim->rules_set = 1;
+  sync_out(lim);
   rearm(lim, now);
   return 0;
 }
@@ -420,6 +527,7 @@ static int lim_state(lua_State *L) {
   int64_t now = loop_now_ns();
   int64_t remaining = INT64_MAX, reset = 0;
   double rate = 1e18;
+  sync_in(lim);
   for (int i = 0; i < lim->nrules; i++) {
     int64_t r = gcra_remaining(&lim->rules[i], now), s = gcra_reset(&lim->rules[i], now);
     if (r < remaining) remaining = r;
@@ -427,6 +535,7 @@ static int lim_state(lua_State *L) {
     double per_s = lim->counts[i] * 1e9 / (double)lim->periods[i];
     if (per_s < rate) rate = per_s;
   }
+  sync_out(lim);
   int waiting = 0;
   for (int p = 0; p < NPRIO; p++)
     for (waiter *w = lim->head[p]; w; w = w->next) waiting++;
@@ -452,6 +561,8 @@ static int lim_state(lua_State *L) {
 static int lim_debts(lua_State *L) {
   limiter *lim = checklimiter(L, 1);
   int64_t now = loop_now_ns();
+  sync_in(lim);
+  sync_out(lim); /* only read: the copy is now the shared schedule */
   lua_createtable(L, lim->nrules, 0);
   for (int i = 0; i < lim->nrules; i++) {
     int64_t d = lim->rules[i].tat - now;
@@ -466,6 +577,7 @@ static int lim_restore(lua_State *L) {
   limiter *lim = checklimiter(L, 1);
   luaL_checktype(L, 2, LUA_TTABLE);
   int64_t now = loop_now_ns();
+  sync_in(lim);
   for (int i = 0; i < lim->nrules; i++) {
     lua_rawgeti(L, 2, i + 1);
     double d = lua_tonumber(L, -1);
@@ -474,6 +586,7 @@ static int lim_restore(lua_State *L) {
     int64_t tat = now + (int64_t)(d * 1e9);
     if (tat > lim->rules[i].tat) lim->rules[i].tat = tat;
   }
+  sync_out(lim);
   return 0;
 }
 

@@ -43,6 +43,8 @@ struct sendpace {
   int nrtts, next_rtt;
   int64_t last_sent; /* the latest send time */
   int64_t sent, spun_ns, early, stalls;
+  void (*sync)(void *arg, int out); /* --workers: the limiter's lock and shared schedule */
+  void *sync_arg;
 };
 
 sendpace *sendpace_new(pacer_loop *loop, gcra *rules, int nrules) {
@@ -85,9 +87,30 @@ static void unref(sendpace *sp) {
 void sendpace_orphan(sendpace *sp) {
   if (!sp) return;
   sp->grant_rules = NULL;
+  sp->sync = NULL;
   sp->npending = 0;
   list_remove(&sp->link);
   unref(sp);
+}
+
+void sendpace_sync(sendpace *sp, void (*hook)(void *arg, int out), void *arg) {
+  sp->sync = hook, sp->sync_arg = arg;
+}
+
+void sendpace_load(sendpace *sp, const int64_t *tats) {
+  if (!sp) return;
+  for (int i = 0; i < sp->nrules; i++) sp->rules[i].tat = tats[i];
+}
+
+void sendpace_store(const sendpace *sp, int64_t *tats) {
+  if (!sp) return;
+  for (int i = 0; i < sp->nrules; i++) tats[i] = sp->rules[i].tat;
+}
+
+/* Reads in (out = 0) or writes back (1) the shared schedules of a transfer's limiters. */
+static void sync_claims(sendpace_claims *c, int out) {
+  for (int k = 0; k < c->n; k++)
+    if (c->sp[k]->sync) c->sp[k]->sync(c->sp[k]->sync_arg, out);
 }
 
 int64_t sendpace_lead(const sendpace *sp) {
@@ -180,25 +203,38 @@ static void learn_lead(sendpace *sp, int64_t sample) {
   sp->lead = q < cap ? q : cap;
 }
 
-int64_t sendpace_send(sendpace_claims *c) {
-  int64_t now = loop_now_ns(), arrived = now;
-  if (c->n == 0 || c->done) return now;
+/* How long until the transfer's request may go out on all its limiters (ns). */
+static int64_t claims_wait(const sendpace_claims *c, int64_t now) {
   int64_t w = 0;
   for (int k = 0; k < c->n; k++) {
     if (!c->sp[k]->grant_rules) continue; /* its limiter is gone */
     int64_t x = send_wait(c->sp[k], now, c->cost[k]);
     if (x > w) w = x;
   }
-  if (w > 0) {
-    /* the rest of a slot is shorter than the loop's own wake-up jitter: held here */
-    int64_t until = now + (w < SPIN_MAX_NS ? w : SPIN_MAX_NS);
-    int64_t t0 = now;
+  return w;
+}
+
+int64_t sendpace_send(sendpace_claims *c) {
+  int64_t now = loop_now_ns(), arrived = now, t0 = now;
+  if (c->n == 0 || c->done) return now;
+  sync_claims(c, 0);
+  int64_t w;
+  int early = 0;
+  /* the rest of a slot is shorter than the loop's own wake-up jitter: held here, with
+   * the lock let go (other workers' sends may take the slot: then look again) */
+  while ((w = claims_wait(c, now)) > 0 && now - t0 < SPIN_MAX_NS) {
+    int64_t left = SPIN_MAX_NS - (now - t0);
+    if (w > left) early = 1;
+    int64_t until = now + (w < left ? w : left);
+    sync_claims(c, 1);
     while (now < until) now = loop_now_ns();
+    sync_claims(c, 0);
+  }
+  if (now > t0)
     for (int k = 0; k < c->n; k++) {
       c->sp[k]->spun_ns += now - t0;
-      if (w > SPIN_MAX_NS) c->sp[k]->early++;
+      c->sp[k]->early += early;
     }
-  }
   for (int k = 0; k < c->n; k++) {
     sendpace *sp = c->sp[k];
     sp->unsent -= c->cost[k];
@@ -216,6 +252,7 @@ int64_t sendpace_send(sendpace_claims *c) {
     }
     learn_lead(sp, arrived - c->granted[k]); /* the path's own time, not the hold */
   }
+  sync_claims(c, 1);
   c->done = 1;
   c->sent_at = now;
   for (int k = 0; k < c->n; k++) c->sp[k]->last_sent = now;
@@ -231,6 +268,7 @@ static int64_t burst1_interval(const sendpace *sp) {
 void sendpace_answered(sendpace_claims *c) {
   if (!c->done || c->n == 0) return;
   int64_t now = loop_now_ns(), rtt = now - c->sent_at;
+  sync_claims(c, 0);
   for (int k = 0; k < c->n; k++) {
     sendpace *sp = c->sp[k];
     if (!sp->grant_rules || !burst1_interval(sp)) continue;
@@ -259,6 +297,7 @@ void sendpace_answered(sendpace_claims *c) {
       if (g->tat < after) g->tat = after;
     }
   }
+  sync_claims(c, 1);
 }
 
 void sendpace_release(sendpace_claims *c) {

@@ -45,6 +45,13 @@ void sendpace_rules(sendpace *sp, int nrules);
 /* The limiter is gone: forget its rules; freed once no transfer holds a claim. */
 void sendpace_orphan(sendpace *sp);
 
+/* Under --workers: the send-side schedule is shared too. `hook(arg, 0)` locks and reads
+ * the shared schedule in (through sendpace_load), `hook(arg, 1)` writes it back
+ * (sendpace_store) and unlocks; the send side calls it around its own changes. */
+void sendpace_sync(sendpace *sp, void (*hook)(void *arg, int out), void *arg);
+void sendpace_load(sendpace *sp, const int64_t *tats);
+void sendpace_store(const sendpace *sp, int64_t *tats);
+
 /* Nanoseconds a grant is made ahead of its slot so that it reaches the wire on time:
  * learnt from recent sends, only for rules with a burst of 1 (for a larger burst a late
  * send is caught up later). */

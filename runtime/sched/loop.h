@@ -12,6 +12,7 @@ struct event_base;
 struct event;
 struct task;
 struct http_multi;
+struct workers_region;
 
 typedef struct pacer_loop {
   struct event_base *base;
@@ -37,6 +38,9 @@ typedef struct pacer_loop {
   volatile int64_t sigint_at;         /* when the last one came (monotonic ns) */
   struct sigaction sigint_prev;       /* libevent's handler, which ours chains to */
   list_node sendpaces;                /* limiters' send-side schedules (mod/sendpace.c) */
+  struct workers_region *shared;      /* --workers: what the worker processes share, or NULL */
+  int worker_id, worker_count;        /* 1..N of N; 1 of 1 without --workers */
+  int limiters_made;                  /* shared limiters made so far: the next one's place */
 } pacer_loop;
 
 /* Log levels, as lualib/pacer/base/log.lua numbers them. */

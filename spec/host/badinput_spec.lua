@@ -116,7 +116,7 @@ describe("unknown option names", function()
 
   it("pacer.limiter", function()
     local msg, full = message(function() local l = pacer.limiter{rate = "10/s", brust = 5}; return l end)
-    assert.are.equal("pacer.limiter: unknown option 'brust' (known: rate, rules, burst)", msg)
+    assert.are.equal("pacer.limiter: unknown option 'brust' (known: rate, rules, burst, shared)", msg)
     at_this_file(full)
   end)
 

@@ -25,21 +25,6 @@ local function lines(path)
   return out
 end
 
--- `pacer mock` as its own process (it outlives the job processes we kill).
-local function mock_process(rate)
-  local port = H.free_port()
-  local pidfile = os.tmpname()
-  os.execute(string.format("sh -c '%s mock --port %d --rate %s >/dev/null 2>&1 & echo $! > %s'", H.PACER, port,
-    rate or "5000/s", pidfile))
-  local url = "http://127.0.0.1:" .. port
-  for _ = 1, 100 do
-    if pacer.request{url = url .. "/v2/billing/usage", retry = false, timeout = 1} then break end
-    pacer.sleep(0.05)
-  end
-  return {url = url, stop = function() os.execute("kill $(cat " .. pidfile .. ") 2>/dev/null; rm -f " .. pidfile) end,
-    requests = function() return assert(pacer.request{url = url .. "/_mock/requests", retry = false}):json() end}
-end
-
 -- What the mock accepted: to -> count of first (not replayed) 200s; resends (replayed)
 -- and whether every resend carried the key of the first attempt.
 local function accepted(recs)
@@ -254,7 +239,7 @@ print(s.done)]], dir .. "/numbers.csv"))
   it("survives kill -9 at several points: every valid row accepted once, resends keep their key", function()
     local dir = tmpdir()
     local valid = numbers_csv(dir .. "/numbers.csv", 2000, 97)
-    local mock = mock_process("5000/s")
+    local mock = H.mock_process("--rate 5000/s")
     local script = sms_script(dir, mock.url)
     -- kills: during the load, then at random moments of the run; then it runs to the end
     local finished = false
@@ -289,7 +274,7 @@ print(s.done)]], dir .. "/numbers.csv"))
   it("on SIGINT finishes what is in flight, prints the summary, exits 130, and resumes", function()
     local dir = tmpdir()
     local valid = numbers_csv(dir .. "/numbers.csv", 300)
-    local mock = mock_process("100/s")
+    local mock = H.mock_process("--rate 100/s")
     local script = sms_script(dir, mock.url)
     local out, code = H.sh(string.format("%s %s 2>%s/err & p=$!; sleep 1.2; kill -INT $p; wait $p", H.PACER, script,
       dir), 30)
@@ -312,7 +297,7 @@ print(s.done)]], dir .. "/numbers.csv"))
   it("on a second SIGINT cancels what is in flight: exit 130, those rows pending, then resumed", function()
     local dir = tmpdir()
     local valid = numbers_csv(dir .. "/numbers.csv", 100)
-    local mock = mock_process("1000/s --latency 2s")
+    local mock = H.mock_process("--rate 1000/s --latency 2s")
     local script = sms_script(dir, mock.url)
     local _, code = H.sh(string.format("%s %s >%s/out 2>%s/err & p=$!; sleep 1; kill -INT $p; sleep 0.3; "
       .. "kill -INT $p; wait $p", H.PACER, script, dir, dir), 30)

@@ -11,20 +11,6 @@ local function tmpdir()
   return d
 end
 
-local function mock_process()
-  local port = H.free_port()
-  local pidfile = os.tmpname()
-  os.execute(string.format("sh -c '%s mock --port %d --rate 5000/s >/dev/null 2>&1 & echo $! > %s'", H.PACER, port,
-    pidfile))
-  local url = "http://127.0.0.1:" .. port
-  for _ = 1, 100 do
-    if pacer.request{url = url .. "/v2/billing/usage", retry = false, timeout = 1} then break end
-    pacer.sleep(0.05)
-  end
-  return {url = url, stop = function() os.execute("kill $(cat " .. pidfile .. ") 2>/dev/null; rm -f " .. pidfile) end,
-    requests = function() return assert(pacer.request{url = url .. "/_mock/requests", retry = false}):json() end}
-end
-
 local function accepted(recs)
   local acc, first, same = {}, {}, true
   for _, r in ipairs(recs) do
@@ -72,7 +58,7 @@ describe("pacer.job{ledger = 'redis://...'}", function()
       local dir = tmpdir()
       local N = 400
       numbers(dir .. "/numbers.csv", N)
-      local mock = mock_process()
+      local mock = H.mock_process()
       local name = "share-" .. procs .. "-" .. math.random(1e9)
       local script = worker(dir, mock.url, redis.url, name)
       local cmds = {}
@@ -107,7 +93,7 @@ describe("pacer.job{ledger = 'redis://...'}", function()
     local dir = tmpdir()
     local N = 300
     numbers(dir .. "/numbers.csv", N)
-    local mock = mock_process()
+    local mock = H.mock_process()
     local name = "kill-" .. math.random(1e9)
     local script = worker(dir, mock.url, redis.url, name, "100/s")
     local _, code = H.sh(string.format("%s -q %s 1 >%s/p1 2>&1 & k=$!; %s -q %s 2 >%s/p2 2>&1 & "

@@ -386,7 +386,7 @@ describe("pacer.limiter errors", function()
   end)
 
   it("rejects an unknown option by name", function()
-    assert.are.equal("pacer.limiter: unknown option 'rat' (known: rate, rules, burst)",
+    assert.are.equal("pacer.limiter: unknown option 'rat' (known: rate, rules, burst, shared)",
       limiter_error{rat = "10/s"})
   end)
 

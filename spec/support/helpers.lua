@@ -43,6 +43,23 @@ function M.run_pacer(args, opts)
   return r
 end
 
+-- `pacer mock ARGS` as its own process (default "--rate 5000/s"): it outlives the
+-- processes a spec kills, and runs beside the spec's own loop. Returns {url=, stop=,
+-- requests = function() -> the mock's record}.
+function M.mock_process(args)
+  local port = M.free_port()
+  local pidfile = os.tmpname()
+  os.execute(string.format("sh -c '%s mock --port %d %s >/dev/null 2>&1 & echo $! > %s'", M.PACER, port,
+    args or "--rate 5000/s", pidfile))
+  local url = "http://127.0.0.1:" .. port
+  for _ = 1, 100 do
+    if pacer.request{url = url .. "/v2/billing/usage", retry = false, timeout = 1} then break end
+    pacer.sleep(0.05)
+  end
+  return {url = url, stop = function() os.execute("kill $(cat " .. pidfile .. ") 2>/dev/null; rm -f " .. pidfile) end,
+    requests = function() return assert(pacer.request{url = url .. "/_mock/requests", retry = false}):json() end}
+end
+
 -- Runs fn, which must raise; returns its message without the "file:line: " prefix.
 function M.message(fn)
   local ok, err = pcall(fn)

@@ -32,6 +32,9 @@ local SPEC = {input = {"string", "table", "function"}, ledger = "string", name =
 local LOAD_BATCH = 1000
 
 function M.new(o)
+  if (options.workers or 1) > 1 then -- one ledger and one output each would need a lock of their own
+    opts.raise("pacer.job: not supported under --workers yet: run the job in one process (its rate is the same)")
+  end
   o = opts.check("pacer.job", o or {}, SPEC)
   if o.input == nil then opts.raise("pacer.job: option 'input' is required (a .csv or .jsonl file, \"-\", a list "
     .. "or an iterator)") end

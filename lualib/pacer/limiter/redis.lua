@@ -136,7 +136,7 @@ function Limiter:local_limiter()
   if not self.fallback then
     local rules = {}
     for i, r in ipairs(self.rules) do rules[i] = {rate = r.per_s * self.share, burst = 1} end
-    self.fallback = new_limiter{rules = rules}
+    self.fallback = new_limiter{rules = rules, shared = false} -- made late: per worker
   end
   return self.fallback
 end

@@ -152,7 +152,7 @@ end
 function Adaptive:set_bytes(rate)
   rate = math.max(rate, 1)
   if not self.bytes then
-    self.bytes = new_limiter{rate = rate, burst = 1}
+    self.bytes = new_limiter{rate = rate, burst = 1, shared = false}
   else
     self.bytes:set_rate(rate)
   end

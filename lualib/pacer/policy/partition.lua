@@ -80,7 +80,9 @@ function Parts:get(key)
     self.ids = self.ids + 1
     local id = "partition#" .. self.ids
     part = {key = key, id = id, inflight = 0, sent = 0, sends = {}, nsends = 0}
-    part.adaptive = adaptive.new{limiter = new_limiter{rate = adaptive.UNKNOWN}, declared = self.declared,
+    -- made as answers come: in another order in each worker, so not shared between them
+    local lim = new_limiter{rate = adaptive.UNKNOWN, shared = false}
+    part.adaptive = adaptive.new{limiter = lim, declared = self.declared,
       target = self.target, max_pause = self.max_pause, name = self.name .. " " .. id,
       achieved = function() return sent_last_second(part) end}
     self.parts[key] = part

@@ -30,7 +30,9 @@ function M.summary(how)
   end
   local t = timing.report(run.timing)
   s.latency, s.lateness, s.time = t.latency, t.lateness, t.time
-  if #run.rates == 1 and run.ok + run.failed > 0 then
+  -- under --workers the rate is shared and no worker knows how much of it the others
+  -- took: a worker's own N/R ratio would say nothing
+  if #run.rates == 1 and run.ok + run.failed > 0 and (options.workers or 1) == 1 then
     s.rate = run.rates[1]
     s.ideal = (run.ok + run.failed) / run.rates[1]
     s.ratio = makespan / s.ideal
@@ -118,7 +120,12 @@ function M.at_exit(how)
     if not ok then io.stderr:write("pacer: warning: --stats: cannot write ", tostring(err or options.stats), "\n") end
   end
   if (options.verbosity or 0) >= 0 and (s.requests > 0 or how == "interrupted") then
-    io.stderr:write(line(s), "\n")
+    local out = line(s)
+    if (options.workers or 1) > 1 then -- whose summary it is
+      local tag = ("\npacer: worker %d of %d: "):format(options.worker, options.workers)
+      out = ("\n" .. out):gsub("\npacer: ", tag):sub(2)
+    end
+    io.stderr:write(out, "\n")
   end
   local failed = failures.line()
   if failed then io.stderr:write(failed, "\n") end -- even with -q: it sets the exit status

@@ -1,0 +1,87 @@
+/* spawn.c: `pacer --workers N`: forks the worker processes, forwards a SIGINT or SIGTERM
+ * sent to the parent alone, and gives the run one exit status from theirs. */
+#include "host/host.h"
+#include "sched/workers.h"
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+/* The worse of two exit statuses: interrupted, then a threshold crossed, then the first
+ * other failure. */
+static int worse(int a, int b) {
+  if (a == 130 || b == 130) return 130;
+  if (a == 99 || b == 99) return 99;
+  return a ? a : b;
+}
+
+int host_spawn(host_opts *o, int *is_parent) {
+  *is_parent = 1;
+  int n = o->workers;
+  o->shared = workers_region_new();
+  if (!o->shared) {
+    fprintf(stderr, "pacer: --workers: cannot map the memory the workers share: %s\n", strerror(errno));
+    return 1;
+  }
+  /* SIGCHLD, SIGINT and SIGTERM are read with sigwaitinfo(), not caught: blocked from
+   * before the first fork, so none is lost; each worker gets the old mask back */
+  sigset_t set, old;
+  sigemptyset(&set);
+  sigaddset(&set, SIGCHLD);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  sigprocmask(SIG_BLOCK, &set, &old);
+  fflush(NULL); /* nothing buffered is written twice */
+  pid_t pids[WORKERS_MAX];
+  int live = 0, code = 0;
+  for (int i = 0; i < n; i++) {
+    pid_t p = fork();
+    if (p == 0) {
+      sigprocmask(SIG_SETMASK, &old, NULL);
+      *is_parent = 0;
+      o->worker_id = i + 1;
+      return 0;
+    }
+    if (p < 0) {
+      fprintf(stderr, "pacer: --workers: cannot start worker %d of %d: %s\n", i + 1, n, strerror(errno));
+      code = 1;
+      for (int k = 0; k < i; k++) kill(pids[k], SIGTERM);
+      n = i;
+      break;
+    }
+    pids[i] = p;
+    live++;
+  }
+  while (live > 0) {
+    siginfo_t info;
+    int sig = sigwaitinfo(&set, &info);
+    if (sig < 0) continue; /* EINTR */
+    if (sig != SIGCHLD) {
+      /* from the terminal, the workers (one process group) had it already; sent to the
+       * parent alone (kill, a supervisor), it is passed on */
+      if (info.si_code == SI_USER || info.si_code == SI_QUEUE)
+        for (int k = 0; k < n; k++)
+          if (pids[k] > 0) kill(pids[k], sig);
+      continue;
+    }
+    pid_t p;
+    int st;
+    while ((p = waitpid(-1, &st, WNOHANG)) > 0) {
+      for (int k = 0; k < n; k++) {
+        if (pids[k] != p) continue;
+        pids[k] = 0;
+        live--;
+        int c = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+        if (WIFSIGNALED(st))
+          fprintf(stderr, "pacer: worker %d of %d was killed by signal %d\n", k + 1, n, WTERMSIG(st));
+        else if (c)
+          fprintf(stderr, "pacer: worker %d of %d exited with status %d\n", k + 1, n, c);
+        code = worse(code, c);
+      }
+    }
+  }
+  sigprocmask(SIG_SETMASK, &old, NULL);
+  return code;
+}

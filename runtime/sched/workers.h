@@ -1,0 +1,36 @@
+/* workers.h: what the worker processes of `pacer --workers N` share. The host maps one
+ * region before it forks; each worker runs the script in its own Lua state and event
+ * loop (nothing of Lua is shared), and the limiters it makes, in the same order in every
+ * worker, are the same limiters: their GCRA schedules live here, under one process-shared
+ * mutex, so N workers together keep the declared rate exactly. */
+#ifndef PACER_WORKERS_H
+#define PACER_WORKERS_H
+#include "core/gcra.h"
+#include <stdint.h>
+
+#define WORKERS_MAX      64
+#define WORKERS_LIMITERS 256 /* shared limiters a run may make */
+#define WORKERS_RULES    8
+
+/* One limiter's schedule, as every worker sees it. */
+typedef struct shared_limiter {
+  int used; /* made by a worker: the others check they made the same one */
+  int nrules;
+  int64_t gen; /* bumped by a rate change: workers re-read the rules, not just the times */
+  double counts[WORKERS_RULES];
+  int64_t periods[WORKERS_RULES];
+  gcra rules[WORKERS_RULES];
+  int64_t send_tat[WORKERS_RULES]; /* the send-side schedule (mod/sendpace.c) */
+} shared_limiter;
+
+typedef struct workers_region workers_region;
+
+/* Maps the region (before fork). NULL, errno set, on failure. */
+workers_region *workers_region_new(void);
+/* Slot i (0-based) of the region, or NULL past WORKERS_LIMITERS. */
+shared_limiter *workers_slot(workers_region *r, int i);
+/* The region's lock; it may be taken again by the holder (a send paced by two limiters).
+ * A worker that died holding it leaves it usable to the others. */
+void workers_lock(workers_region *r);
+void workers_unlock(workers_region *r);
+#endif

@@ -1,0 +1,177 @@
+-- spec/run/workers_spec.lua: `pacer --workers N`: N processes share the script's
+-- limiters (exactly: the mock, its own process, judges the arrivals), pacer.each splits
+-- the work, a failed or interrupted worker makes the run fail, and misuse is an error.
+local H = dofile("spec/support/helpers.lua")
+
+-- The first 200 of each phone number the mock accepted, and how many it refused (429).
+local function outcome(recs)
+  local seen, throttled, first, last = {}, 0, math.huge, 0
+  for _, r in ipairs(recs) do
+    if r.path == "/v2/sms/send" then
+      if r.status == 429 then throttled = throttled + 1 end
+      if r.status == 200 then
+        local to = pacer.json.decode(r.body).to
+        seen[to] = (seen[to] or 0) + 1
+        first, last = math.min(first, r.t), math.max(last, r.t)
+      end
+    end
+  end
+  return seen, throttled, last - first
+end
+
+-- A script sending N messages through pacer.each; LIMIT is how the rate is declared.
+local function sms_script(url, n, limit)
+  return H.script(string.format([[
+local n = %d
+%s
+local list = {}
+for i = 1, n do list[i] = string.format("+1555%%07d", i) end
+pacer.each(list, function(to)
+  if lim then lim:acquire() end
+  assert(api:post("/v2/sms/send", {json = {to = to, message = "hi"}}))
+end, {progress = false})
+print(string.format("worker %%d of %%d done", pacer.worker.id, pacer.worker.count))
+]], n, limit:gsub("URL", url)))
+end
+
+describe("pacer --workers", function()
+  teardown(H.remove_scripts)
+
+  it("two workers share a client's declared rate: the mock at that rate refuses none, each row goes once", function()
+    local mock = H.mock_process("--rate 10/s --burst 2")
+    local script = sms_script(mock.url, 30, [[local api = pacer.client{base_url = "URL", rate = "10/s",
+  retry = {max_tries = 1}}]])
+    local r = H.run_pacer({"--workers", "2", "-q", script})
+    local seen, throttled, span = outcome(mock.requests())
+    mock:stop()
+    assert.are.equal(0, r.code, r.stderr)
+    assert.matches("worker 1 of 2 done", r.stdout)
+    assert.matches("worker 2 of 2 done", r.stdout)
+    local n = 0
+    for _, c in pairs(seen) do
+      n = n + 1
+      assert.are.equal(1, c)
+    end
+    assert.are.equal(30, n)
+    assert.are.equal(0, throttled)
+    -- 30 sends at 10/s, the first free: 2.9 s apart at least, whoever sent them
+    assert.is_true(span >= 2.8, "30 sends in " .. span .. "s")
+  end)
+
+  it("shared = false gives each worker a limiter of its own (twice the rate)", function()
+    local mock = H.mock_process("--rate 1000/s")
+    local script = sms_script(mock.url, 30, [[local api = pacer.client{base_url = "URL"}
+local lim = pacer.limiter{rate = "10/s", shared = false}]])
+    local r = H.run_pacer({"--workers", "2", "-q", script})
+    local seen, _, span = outcome(mock.requests())
+    mock:stop()
+    assert.are.equal(0, r.code, r.stderr)
+    local n = 0
+    for _ in pairs(seen) do n = n + 1 end
+    assert.are.equal(30, n)
+    assert.is_true(span < 2.5, "30 sends in " .. span .. "s") -- 15 each at 10/s: about 1.4 s
+  end)
+
+  it("retries keep working in each worker: every row of a failing mock gets through", function()
+    local mock = H.mock_process("--rate 1000/s --fail 0.3")
+    local script = sms_script(mock.url, 40, [[local api = pacer.client{base_url = "URL", concurrency = 4,
+  idempotency = true, retry = {base = 0.01, cap = 0.05, max_tries = 20}}]])
+    local r = H.run_pacer({"--workers", "2", "-q", script})
+    local seen = outcome(mock.requests())
+    mock:stop()
+    assert.are.equal(0, r.code, r.stderr)
+    local n = 0
+    for _ in pairs(seen) do n = n + 1 end
+    assert.are.equal(40, n)
+  end)
+
+  it("a rate change in one worker holds in the others", function()
+    local script = H.script([[
+local lim = pacer.limiter{rate = "100/s"}
+if pacer.worker.id == 1 then
+  lim:set_rate("4/s")
+else
+  pacer.sleep(0.5)
+  print("rate seen by worker 2: " .. lim:state().rate)
+end
+]])
+    local r = H.run_pacer({"--workers", "2", "-q", script})
+    assert.are.equal(0, r.code, r.stderr)
+    assert.matches("rate seen by worker 2: 4", r.stdout)
+  end)
+
+  it("limiters made in another order are an error naming the limiter", function()
+    local script = H.script([[
+if pacer.worker.id == 1 then pacer.limiter{rate = "5/s"} else pacer.sleep(0.2); pacer.limiter{rate = "7/s"} end
+]])
+    local r = H.run_pacer({"--workers", "2", script})
+    assert.are.equal(1, r.code)
+    assert.matches("worker 2 of 2: .-limiter #1 of this worker has other rules", r.stderr)
+    assert.matches("pacer: worker 2 of 2 exited with status 1", r.stderr)
+  end)
+
+  it("a worker that fails makes the run fail; the others finish their share", function()
+    local script = H.script([[
+if pacer.worker.id == 2 then error("no luck in worker 2") end
+print("worker " .. pacer.worker.id .. " finished")
+]])
+    local r = H.run_pacer({"--workers", "3", script})
+    assert.are.equal(1, r.code)
+    assert.matches("worker 1 finished", r.stdout)
+    assert.matches("worker 3 finished", r.stdout)
+    assert.matches("pacer: worker 2 of 3: .-no luck in worker 2", r.stderr)
+  end)
+
+  it("SIGINT sent to the parent alone reaches every worker: exit 130", function()
+    local script = H.script([[
+print("up " .. pacer.worker.id)
+io.stdout:flush()
+pacer.sleep(20)
+]])
+    local out = os.tmpname()
+    local t0 = pacer.now()
+    local _, _, code = os.execute(string.format("timeout --preserve-status -s INT 1 %s --workers 2 %s >%s 2>&1", H.q(H.PACER),
+      H.q(script), out))
+    local text = H.read_file(out)
+    os.remove(out)
+    assert.are.equal(130, code, text)
+    assert.is_true(pacer.now() - t0 < 10, "took " .. (pacer.now() - t0))
+    assert.matches("up 1", text)
+    assert.matches("up 2", text)
+  end)
+
+  it("splits pacer.each by index; pacer.worker says which worker this is", function()
+    local script = H.script([[
+local got = {}
+pacer.each({"a", "b", "c", "d", "e"}, function(x, i) got[#got + 1] = i .. x end, {progress = false})
+print(pacer.worker.id .. "/" .. pacer.worker.count .. ": " .. table.concat(got, " "))
+]])
+    local r = H.run_pacer({"--workers", "2", "-q", script})
+    assert.are.equal(0, r.code, r.stderr)
+    assert.matches("1/2: 1a 3c 5e", r.stdout)
+    assert.matches("2/2: 2b 4d", r.stdout)
+    r = H.run_pacer({"-q", script})
+    assert.matches("^1/1: 1a 2b 3c 4d 5e", r.stdout)
+  end)
+
+  it("rejects a bad count and the options each worker cannot have alone (exit 2)", function()
+    for _, bad in ipairs{{"0", "--workers takes a number from 1 to 64, not '0'"},
+      {"65", "not '65'"}, {"two", "not 'two'"}} do
+      local r = H.run_pacer({"--workers", bad[1], "-e", "print(1)"})
+      assert.are.equal(2, r.code)
+      assert.is_true(H.has(r.stderr, bad[2]), r.stderr)
+    end
+    local r = H.run_pacer({"--workers", "2", "--stats", os.tmpname(), "-e", "print(1)"})
+    assert.are.equal(2, r.code)
+    assert.matches("%-%-workers does not go with '%-%-stats'", r.stderr)
+    r = H.run_pacer({"--workers", "2", "mock"})
+    assert.are.equal(2, r.code)
+    assert.matches("does not go with 'mock'", r.stderr)
+  end)
+
+  it("pacer.job says it does not run under --workers yet", function()
+    local r = H.run_pacer({"--workers", "2", "-e", "pacer.job{input = {1, 2}}"})
+    assert.are.equal(1, r.code)
+    assert.matches("pacer.job: not supported under %-%-workers yet", r.stderr)
+  end)
+end)
