@@ -17,6 +17,9 @@ local CUT = 300 -- seconds a client may take in S2 and S3 before it is stopped
 
 local CLIENTS = {
   {id = "pacer", name = "pacer", cmd = H.PACER .. " -q bench/peers/pacer_client.lua"},
+  -- S4 only: two worker processes, each sending its half (bench/peers/pacer_client.lua)
+  {id = "pacer2", name = "pacer --workers 2", cmd = H.PACER .. " -q --workers 2 bench/peers/pacer_client.lua",
+    throughput_only = true},
   {id = "curl", name = "curl", cmd = "sh bench/peers/curl_client.sh"},
   {id = "pyburst", name = "python (all at once)", cmd = "/usr/bin/python3 bench/peers/py_client.py burst"},
   {id = "pypaced", name = "python (paced)", cmd = "/usr/bin/python3 bench/peers/py_client.py paced", paced = true},
@@ -43,10 +46,17 @@ local function run_client(c, scenario, url, n, rate, conc, limit)
   if f then f:close() end
   os.remove(tf)
   local e, u, s, m = times:match("([%d.]+) ([%d.]+) ([%d.]+) (%d+)%s*$")
-  local last = out:match("([^\n]*)\n?$")
-  local ok, result = pcall(json.decode, last or "")
+  -- one JSON line per process (pacer --workers: one per worker): the counts add up
+  local result
+  for l in out:gmatch("[^\n]+") do
+    local ok, r = pcall(json.decode, l)
+    if ok and type(r) == "table" then
+      result = result or {}
+      for k, v in pairs(r) do result[k] = type(v) == "number" and (result[k] or 0) + v or v end
+    end
+  end
   return {wall = tonumber(e), cpu = e and (tonumber(u) + tonumber(s)), rss_mb = m and tonumber(m) / 1024,
-    result = ok and type(result) == "table" and result or {}, code = code, timed_out = code == 137}
+    result = result or {}, code = code, timed_out = code == 137}
 end
 
 -- nginx: /s1/* (limit 100 r/s, burst 0, 429), /s3/<client>/* (10 r/s each, its own
@@ -173,9 +183,13 @@ local function label(c, list)
   return string.format("%s (%d of %d runs cut at %d s)", c.name, cut, #list, CUT)
 end
 
+local function unpaced(c) return not c.paced end
+
 local function pick(filter)
   local list = {}
-  for _, c in ipairs(CLIENTS) do if filter(c) then list[#list + 1] = c end end
+  for _, c in ipairs(CLIENTS) do if filter(c) and (not c.throughput_only or filter == unpaced) then
+    list[#list + 1] = c
+  end end
   return list
 end
 
@@ -310,7 +324,7 @@ end
 -- S4 throughput: no limit, nginx static file; N=20000 GETs, 16 in flight; wrk -c16.
 scenarios.S4 = function(ng)
   local N, C = 20000, 16
-  local clients = pick(function(c) return not c.paced end)
+  local clients = pick(unpaced)
   local url = ng.url .. "/s4/small.txt"
   local runs = each_rep(clients, false, function(c, rep)
     local r = run_client(c, "get", url, N, 0, C, 600)
@@ -344,9 +358,12 @@ scenarios.S4 = function(ng)
   end
   rows[#rows + 1] = {"wrk", cell(runs.wrk, "rps", "%.0f"), cell(runs.wrk, "us_per_req", "%.1f"), "(5 s)"}
   table_md({"client", "req/s", "CPU µs per request", "delivered"}, rows)
-  local p, w, cu = stat(runs.pacer, "rps"), stat(runs.wrk, "rps"), stat(runs.curl, "rps")
-  verdicts.S4 = string.format("pacer %.0f req/s = %.2f× wrk, %.2f× curl --parallel. Target ≥ 0.5× wrk and ≥ 1× curl: %s",
-    p or 0, (p or 0) / (w or 1), (p or 0) / (cu or 1), (p and w and cu and p >= 0.5 * w and p >= cu) and "met" or "missed")
+  local p1, w, cu = stat(runs.pacer, "rps"), stat(runs.wrk, "rps"), stat(runs.curl, "rps")
+  local p2, us = stat(runs.pacer2, "rps"), stat(runs.pacer, "us_per_req")
+  local p = math.max(p1 or 0, p2 or 0)
+  verdicts.S4 = string.format("pacer %.0f req/s (--workers 2: %.0f) = %.2f× wrk, %.2f× curl --parallel; %.0f µs CPU "
+    .. "a request. Target ≥ 0.5× wrk, ≥ 1× curl, ≤ 35 µs: %s", p1 or 0, p2 or 0, p / (w or 1), p / (cu or 1), us or 0,
+    (w and cu and us and p >= 0.5 * w and p >= cu and us <= 35) and "met" or "missed")
 end
 
 -- S5 memory: 100,000 POSTs queued (declared 1/s, so they wait) -> peak RSS.

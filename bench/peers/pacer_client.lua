@@ -23,7 +23,10 @@ end
 
 -- The job's items wait in pacer's C queue; workers take them as the limiter allows.
 local q = pacer.queue{}
-for i = 1, n do q:push(scenario == "get" and i or {to = string.format("+1555%07d", i), message = "m" .. i}) end
+-- under --workers each worker sends its share and prints its own counts (bench/run adds them)
+for i = pacer.worker.id, n, pacer.worker.count do
+  q:push(scenario == "get" and i or {to = string.format("+1555%07d", i), message = "m" .. i})
+end
 q:close()
 local ok, failed = 0, 0
 local worker = pacer.spawn(function()

@@ -17,7 +17,7 @@ _pacer_files() { # $@: file name suffixes to offer (none: any file); directories
 
 _pacer() {
   local cur=${COMP_WORDS[COMP_CWORD]} prev=${COMP_WORDS[COMP_CWORD - 1]}
-  local opts="-e -i -v -vv --verbose -q --quiet --progress= --events --stats --metrics --threshold -h --help --version"
+  local opts="-e -i -v -vv --verbose -q --quiet --progress= --events --stats --metrics --threshold --workers -h --help --version"
   local mock_opts="--host --port --rate --burst --mode --fail --fail-status --drop --latency --key --no-headers --help"
   COMPREPLY=()
 
@@ -26,7 +26,7 @@ _pacer() {
   for ((i = 1; i < COMP_CWORD; i++)); do
     word=${COMP_WORDS[i]}
     case $word in
-      -e | --events | --stats | --metrics | --threshold) i=$((i + 1)) ;;
+      -e | --events | --stats | --metrics | --threshold | --workers) i=$((i + 1)) ;;
       =) i=$((i + 1)) ;; # --progress = auto, when COMP_WORDBREAKS splits at '='
       -*) ;;
       *) sub=$word; break ;;
@@ -71,6 +71,7 @@ _pacer() {
   case $prev in
     -e) return ;;
     --metrics) COMPREPLY=($(compgen -W "127.0.0.1:9464" -- "$cur")); return ;;
+    --workers) COMPREPLY=($(compgen -W "2 4" -- "$cur")); return ;;
     --threshold) COMPREPLY=($(compgen -W "'p99<300ms' 'errors<1%' 'throttled==0' 'ratio<1.05'" -- "$cur")); return ;;
     --events) _pacer_files .jsonl; return ;;
     --stats) _pacer_files .json; return ;;
