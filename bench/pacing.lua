@@ -1,6 +1,7 @@
 -- bench/pacing.lua: pacing accuracy against nginx limit_req (burst 0, status 429) at a
 -- declared R/s, N requests, REPS runs per client, clients one after another: pacer
--- (bench/peers/pacer_client.lua, as bench/run runs it), curl --rate --retry 10, and
+-- (bench/peers/pacer_client.lua, as bench/run runs it; also as two --workers sharing
+-- the limiter), curl --rate --retry 10, and
 -- hey -q R -c 1 (no retries: its 429s are lost, hence "delivered"). Then pacer against
 -- `pacer mock --rate R/s` (GCRA, burst = the window) and again with --burst 1.
 -- Everything is counted where it happened, in nginx's log ($msec, $status) or the mock's
@@ -13,6 +14,9 @@ local N, R, REPS = tonumber(arg[1]) or 1000, tonumber(arg[2]) or 100, tonumber(a
 local CLIENTS = {
   {id = "pacer", name = "pacer", cmd = function(url)
     return string.format("%s -q bench/peers/pacer_client.lua get %s %d %d 0", H.PACER, url, N, R)
+  end},
+  {id = "pacer2", name = "pacer --workers 2", cmd = function(url)
+    return string.format("%s -q --workers 2 bench/peers/pacer_client.lua get %s %d %d 0", H.PACER, url, N, R)
   end},
   {id = "curl", name = "curl --rate --retry 10", cmd = function(url)
     return string.format("sh bench/peers/curl_client.sh get %s %d %d 0", url, N, R)
