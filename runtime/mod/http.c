@@ -239,9 +239,13 @@ static int l_http(lua_State *L) {
   int verify = lua_isnil(L, -1) ? 1 : lua_toboolean(L, -1);
   lua_getfield(L, 1, "max_body");
   lua_Integer max_body = luaL_optinteger(L, -1, 64 * 1024 * 1024);
-  lua_pop(L, 3);
+  /* url_checked: the very string prepare() had check_url pass (a value, not a flag, so a
+   * table inheriting it with another url, as a redirect's could, is checked again) */
+  lua_getfield(L, 1, "url_checked");
+  int checked = lua_rawequal(L, -1, 2);
+  lua_pop(L, 4);
 
-  const char *bad = url_problem(url);
+  const char *bad = checked ? NULL : url_problem(url);
   if (bad) return fail_now(L, "url", bad);
 
   const char *why = NULL;
