@@ -55,6 +55,9 @@ end
 function M.join(base, path)
   if not base or M.is_absolute(path) then return path end
   if path == "" then return base end
+  if path:byte(1) == 47 and path:byte(2) ~= 47 and base:byte(-1) ~= 47 then
+    return base .. path -- the common case, "/x" on a base without a trailing "/"
+  end
   return base:gsub("/+$", "") .. "/" .. path:gsub("^/+", "")
 end
 

@@ -21,7 +21,17 @@ M.SPEC = {
   idempotency_key = "string", auth = "table", cost = "integer", priority = "integer", max_wait = "duration",
 }
 
+-- URLs check_url found good (NUL-free too), the same way: a URL is parsed once.
+local good_urls, ngood_urls = {}, 0
+
+local ACCEPT = "application/json, */*;q=0.5"
+local ACCEPT_LINE = "Accept: " .. ACCEPT
+
 local SAFE = {GET = true, HEAD = true, OPTIONS = true, TRACE = true, PUT = true, DELETE = true}
+
+-- Header names already found valid (a pure function of the name): the pattern match
+-- is done once per name, not on every request. Bounded: cleared when it fills.
+local good_names, ngood_names = {}, 0
 
 local function check_header(where, name, value)
   local tn, tv = type(name), type(value)
@@ -29,8 +39,12 @@ local function check_header(where, name, value)
     opts.raise("%s: header %s must be a string or number, got %s", where, tostring(name), tv)
   end
   name = tostring(name)
-  if not name:match("^[!#$%%&'*+%-.^_`|~%w]+$") then
-    opts.raise("%s: invalid header name %q (header injection?)", where, name)
+  if not good_names[name] then
+    if not name:match("^[!#$%%&'*+%-.^_`|~%w]+$") then
+      opts.raise("%s: invalid header name %q (header injection?)", where, name)
+    end
+    if ngood_names >= 512 then good_names, ngood_names = {}, 0 end
+    good_names[name], ngood_names = true, ngood_names + 1
   end
   value = tostring(value)
   if value:find("[\r\n%z]") then
@@ -48,25 +62,36 @@ function M.prepare(where, o, base)
   local r = {method = (o.method or "GET"):upper()}
   if not r.method:match("^[A-Z]+$") then opts.raise("%s: invalid method %q", where, o.method) end
   r.url = url.join(base.base_url, o.url)
-  if r.url:find("%z") then
+  if not good_urls[r.url] and r.url:find("%z") then
     opts.raise("%s: invalid URL '%s': it contains a NUL byte", where, url.redact((r.url:gsub("%z", "\\0"))))
   end
   if o.query then r.url = url.add_query(r.url, o.query) end
-  local bad = http.check_url(r.url) -- now, not after the limiter granted it a slot
-  if bad then opts.raise("%s: invalid URL '%s': %s", where, url.redact(r.url), bad) end
+  if not good_urls[r.url] then
+    local bad = http.check_url(r.url) -- now, not after the limiter granted it a slot
+    if bad then opts.raise("%s: invalid URL '%s': %s", where, url.redact(r.url), bad) end
+    if not r.url:find("%z") then -- (check_url reads up to a NUL only)
+      if ngood_urls >= 1024 then good_urls, ngood_urls = {}, 0 end
+      good_urls[r.url], ngood_urls = true, ngood_urls + 1
+    end
+  end
+  -- what http.request need not parse again: this very string was checked (a value, not
+  -- a flag: a table that inherits it with another url, a redirect's, is checked again)
+  r.url_checked = r.url
   local n = (o.json ~= nil and 1 or 0) + (o.form ~= nil and 1 or 0) + (o.body ~= nil and 1 or 0)
   if n > 1 then opts.raise("%s: give only one of 'json', 'form' and 'body'", where) end
 
-  local hdr, order = {}, {}
+  -- hdr: lower-cased name -> value; order: lower-cased names as first seen; names: the
+  -- spelling last given
+  local hdr, order, names = {}, {}, {}
   local function add(k, v)
     local name, value = check_header(where, k, v)
     local lk = name:lower()
-    if hdr[lk] == nil then order[#order + 1] = name end
+    if hdr[lk] == nil then order[#order + 1] = lk end
     hdr[lk] = value
-    order[lk] = name
+    names[lk] = name
   end
-  for k, v in pairs(base.headers or {}) do add(k, v) end
-  for k, v in pairs(o.headers or {}) do add(k, v) end
+  if base.headers then for k, v in pairs(base.headers) do add(k, v) end end
+  if o.headers then for k, v in pairs(o.headers) do add(k, v) end end
   if o.json ~= nil then
     local ok, body = pcall(cjson.encode, o.json)
     if not ok then opts.raise("%s: cannot encode 'json': %s", where, body) end
@@ -94,9 +119,13 @@ function M.prepare(where, o, base)
     end
     add("Idempotency-Key", key)
   end
-  if not hdr["accept"] then add("Accept", "application/json, */*;q=0.5") end
-  r.headers, r.hdr = {}, hdr
-  for i, name in ipairs(order) do r.headers[i] = order[name:lower()] .. ": " .. hdr[name:lower()] end
+  local headers = {}
+  for i, lk in ipairs(order) do headers[i] = names[lk] .. ": " .. hdr[lk] end
+  if not hdr["accept"] then -- (pacer's own line: nothing to check)
+    hdr.accept = ACCEPT
+    headers[#headers + 1] = ACCEPT_LINE
+  end
+  r.headers, r.hdr = headers, hdr
 
   local function dur(k) -- seconds, as opts.check left them
     local v = o[k]
