@@ -81,10 +81,18 @@ void bind_headers_begin(lua_State *L) {
 }
 
 void bind_headers_add(lua_State *L, const char *name, size_t nlen, const char *value, size_t vlen) {
-  luaL_Buffer b; /* [t, rep] */
-  char *p = luaL_buffinitsize(L, &b, nlen);
-  for (size_t i = 0; i < nlen; i++) p[i] = (char)((name[i] >= 'A' && name[i] <= 'Z') ? name[i] + 32 : name[i]);
-  luaL_pushresultsize(&b, nlen); /* [t, rep, name] */
+  /* [t, rep]; a name lower-cased on the C stack: a luaL_Buffer (a box, a copy) per
+   * header was a fair part of the cost of an answer */
+  char small[256];
+  if (nlen <= sizeof small) {
+    for (size_t i = 0; i < nlen; i++) small[i] = (char)((name[i] >= 'A' && name[i] <= 'Z') ? name[i] + 32 : name[i]);
+    lua_pushlstring(L, small, nlen); /* [t, rep, name] */
+  } else {
+    luaL_Buffer b;
+    char *p = luaL_buffinitsize(L, &b, nlen);
+    for (size_t i = 0; i < nlen; i++) p[i] = (char)((name[i] >= 'A' && name[i] <= 'Z') ? name[i] + 32 : name[i]);
+    luaL_pushresultsize(&b, nlen);
+  }
   lua_pushvalue(L, -1);
   if (lua_rawget(L, -4) != LUA_TSTRING) { /* the first: t[name] = value */
     lua_pop(L, 1);
