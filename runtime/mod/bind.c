@@ -76,8 +76,8 @@ struct timeval bind_timeval(double seconds) {
 }
 
 void bind_headers_begin(lua_State *L) {
-  lua_newtable(L); /* [t] */
-  lua_newtable(L); /* [t, repeats: name -> {v1, v2, ...}] */
+  lua_createtable(L, 0, 16); /* [t]: room for a usual answer's headers, no rehash as it fills */
+  lua_pushnil(L);            /* [t, repeats: name -> {v1, v2, ...}, made at the first repeat] */
 }
 
 void bind_headers_add(lua_State *L, const char *name, size_t nlen, const char *value, size_t vlen) {
@@ -101,6 +101,10 @@ void bind_headers_add(lua_State *L, const char *name, size_t nlen, const char *v
     return;
   }
   lua_pop(L, 1); /* a repeat: appended to rep[name], which starts with the first value */
+  if (lua_isnil(L, -2)) {
+    lua_newtable(L);
+    lua_replace(L, -3); /* [t, rep, name] */
+  }
   lua_pushvalue(L, -1);
   if (lua_rawget(L, -3) != LUA_TTABLE) { /* [t, rep, name, nil] */
     lua_pop(L, 1);
@@ -119,6 +123,10 @@ void bind_headers_add(lua_State *L, const char *name, size_t nlen, const char *v
 
 void bind_headers_end(lua_State *L) {
   int rep = lua_gettop(L), t = rep - 1;
+  if (lua_isnil(L, rep)) { /* no name came twice */
+    lua_pop(L, 1);
+    return;
+  }
   lua_pushnil(L);            /* join each list once: t[name] = "v1, v2, ..." */
   while (lua_next(L, rep)) { /* [t, rep, name, list] */
     int list = lua_gettop(L);
