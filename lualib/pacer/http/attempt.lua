@@ -32,6 +32,11 @@ local function call_hook(fn, info)
   if fn then fn(info) end
 end
 
+-- What the retry hooks and sender:gave_up are given (made only when one is called).
+local function hook_info(n, elapsed, res, err, delay, why)
+  return {attempt = n, elapsed = elapsed, response = res, err = err, delay = delay, reason = why}
+end
+
 -- The request as sent on this attempt: r plus cache validators and the sender's lines.
 local function on_the_wire(r, extra)
   if not (r.conditional or extra) then return r end
@@ -124,23 +129,23 @@ function M.send(r, sender, p)
     if again and n < max_tries + (sender.again_budget or 0) then
       delay = 0
     elseif p then
-      delay, why = retry.decide(p, res, err, n, elapsed, idempotent, {previous = prev_delay})
+      delay, why = retry.decide(p, res, err, n, elapsed, idempotent, nil, prev_delay)
     end
-    local info = {attempt = n, elapsed = elapsed, response = res, err = err, delay = delay}
     if delay == nil then
       local ok = res ~= nil and res.status < 400
       stats.finished(sinks, ok)
-      if ok and p then call_hook(p.on_success, info) end
+      if ok and p and p.on_success then p.on_success(hook_info(n, elapsed, res, err, delay)) end
       if res then return res end
       return nil, err
     elseif delay == false then
       stats.finished(sinks, false)
-      info.reason = why
-      if p then call_hook(p.on_giveup, info) end
-      if sender.gave_up then sender:gave_up(info) end
+      local i = hook_info(n, elapsed, res, err, delay, why)
+      if p then call_hook(p.on_giveup, i) end
+      if sender.gave_up then sender:gave_up(i) end
       return gave_up(r, res, err, why, n)
     end
-    if p then call_hook(p.on_retry, info) end -- (no policy: a retired key's resend)
+    -- (no policy: a retired key's resend)
+    if p and p.on_retry then p.on_retry(hook_info(n, elapsed, res, err, delay)) end
     if log.enabled("info") then
       log.info("retry %d/%d of %s %s in %.3gs after %s", n, max_tries - 1, r.method,
         url.redact(r.url), delay, res and ("HTTP " .. res.status) or err.kind)

@@ -75,7 +75,8 @@ end
 
 -- Decides after attempt n, `elapsed` seconds into the logical request.
 -- Returns nil (final: hand this outcome to the caller), or delay, or false, reason.
-function M.decide(p, res, err, n, elapsed, idempotent, ctx)
+-- ctx (for the backoff) may be nil: {previous = previous} is made when it is needed.
+function M.decide(p, res, err, n, elapsed, idempotent, ctx, previous)
   if not retryable(p, res, err, idempotent) then return nil end
   if n >= p.max_tries then return false, string.format("max_tries (%d) reached", p.max_tries) end
   local delay = res and p.retry_after and res.retry_after
@@ -92,7 +93,7 @@ function M.decide(p, res, err, n, elapsed, idempotent, ctx)
     local spread = math.min(1, delay * p.retry_after_jitter, p.max_time - elapsed - delay)
     return delay + spread * (p.random or math.random)()
   end
-  delay = p.backoff:delay(n, ctx)
+  delay = p.backoff:delay(n, ctx or {previous = previous})
   if elapsed + delay > p.max_time then
     return false, string.format("next wait (%.3gs) would pass max_time (%gs)", delay, p.max_time)
   end
