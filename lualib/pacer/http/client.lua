@@ -47,6 +47,9 @@ local REQ_SPEC = {
 local Client = {}
 Client.__index = Client
 
+-- "api:get" and the like, the `where` of messages, made once per method (not per request)
+local WHERE = {}
+
 -- groups = {search = "30/min"} (paths under /search) or
 -- {search = {match = "^/search/", rate = "30/min", burst = 1}}
 local function compile_groups(groups)
@@ -199,12 +202,15 @@ function Client:pace(r, token, deadline)
     end
     waited = waited + ad:wait()
   end
-  local wo = {priority = r.priority, max_wait = r.max_wait}
-  for _, g in ipairs(self.groups or {}) do
-    if (r.path or ""):find(g.match) then
-      local w, late = g.limiter:acquire(math.min(r.cost, g.limiter:max_cost()), wo)
-      if not w then return false, late end
-      waited = waited + w
+  -- the limiters' wait options (none made for a client with no limiter at all)
+  local wo = (self.groups or ad or self.limiter) and {priority = r.priority, max_wait = r.max_wait}
+  if self.groups then
+    for _, g in ipairs(self.groups) do
+      if (r.path or ""):find(g.match) then
+        local w, late = g.limiter:acquire(math.min(r.cost, g.limiter:max_cost()), wo)
+        if not w then return false, late end
+        waited = waited + w
+      end
     end
   end
   local t0 = task.now()
@@ -365,8 +371,12 @@ function Client:request(method, path, ro)
   end
   ro = ro or {}
   if type(path) ~= "string" then opts.raise("api:request: expected a path string, got %s", type(path)) end
-  local where = "api:" .. method:lower()
-  ro = opts.check(where, ro, REQ_SPEC)
+  local where = WHERE[method] or "api:" .. method:lower()
+  if type(ro) ~= "table" or next(ro) ~= nil then
+    ro = opts.check(where, ro, REQ_SPEC)
+  else
+    ro = {} -- (a copy, as opts.check would make: the caller's table is not the one kept)
+  end
   local o = {method = method, url = path}
   for k, v in pairs(ro) do o[k] = v end
   local r = request.prepare(where, o, self.defaults)
@@ -398,6 +408,7 @@ end
 
 for _, m in ipairs{"get", "post", "put", "patch", "delete", "head"} do
   local method = m:upper()
+  WHERE[method] = "api:" .. m
   Client[m] = function(self, path, ro) return self:request(method, path, ro) end
 end
 
