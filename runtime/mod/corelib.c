@@ -250,8 +250,32 @@ static const char *malformed(lua_State *L, const char *field, const sf_list *l) 
  * resource=, partition=, unit=, policies=, dropped=} from whichever family of rate-limit
  * headers is present, or nil; and, second, why a malformed RateLimit / RateLimit-Policy
  * field was ignored (the draft says to ignore it), or nil. Never raises on bad values. */
+/* Whether the (raw) headers table has a name that parse_quota reads: every one starts
+ * with "ratelimit", "x-ratelimit" or "x-rate-limit". One pass over a usual answer's few
+ * headers costs less than the fifteen lookups that would all miss. */
+static int has_quota_names(lua_State *L) {
+  int found = 0;
+  lua_pushnil(L);
+  while (!found && lua_next(L, 1)) {
+    lua_pop(L, 1);
+    if (lua_type(L, -1) != LUA_TSTRING) continue;
+    size_t n;
+    const char *k = lua_tolstring(L, -1, &n);
+    found = (n >= 9 && memcmp(k, "ratelimit", 9) == 0) || (n >= 11 && memcmp(k, "x-ratelimit", 11) == 0) ||
+            (n >= 12 && memcmp(k, "x-rate-limit", 12) == 0);
+  }
+  if (found) lua_pop(L, 1); /* the key lua_next left */
+  return found;
+}
+
 static int l_parse_quota(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
+  if (!lua_isnoneornil(L, 2)) luaL_checknumber(L, 2);
+  if (!has_quota_names(L)) { /* what the lookups below would give: no quota, no complaint */
+    lua_pushnil(L);
+    lua_pushnil(L);
+    return 2;
+  }
   double now = luaL_optnumber(L, 2, loop_wall());
   lua_settop(L, 2);
   sf_list rl, pol; /* [headers, now, ud?, ud?] */
