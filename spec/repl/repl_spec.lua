@@ -170,8 +170,9 @@ describe("the REPL", function()
     term:wait_for("Ctrl%-D exits")
     term:line("x = 'remember me'")
     term:key("C-d")
-    for _ = 1, 50 do
-      if H.read_file(home .. "/.pacer_history") then break end
+    -- (the file may be there before what is written to it: wait for the line itself)
+    for _ = 1, 100 do
+      if (H.read_file(home .. "/.pacer_history") or ""):find("remember", 1, true) then break end
       pacer.sleep(0.05)
     end
     local hist = H.read_file(home .. "/.pacer_history") or ""
