@@ -9,6 +9,7 @@
 #include "sched/task.h"
 #include <curl/curl.h>
 #include <errno.h>
+#include <event2/event.h>
 #include <lauxlib.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -175,8 +176,43 @@ static int cb_prereq(void *arg, char *conn_primary_ip, char *conn_local_ip, int 
                      int conn_local_port) {
   (void)conn_primary_ip, (void)conn_local_ip, (void)conn_primary_port, (void)conn_local_port;
   transfer *tr = arg;
-  sendpace_send(&tr->paced);
-  return CURL_PREREQFUNC_OK;
+  if (sendpace_send(&tr->paced) >= 0) return CURL_PREREQFUNC_OK;
+  tr->held = 1; /* its slot is not near: check_done (http_multi.c) holds it again */
+  return CURL_PREREQFUNC_ABORT;
+}
+
+/* Only set for transfers paced by a burst of 1 (libcurl formats its verbose text for
+ * this callback, a cost those few can bear): the time the request was really written. */
+static int cb_debug(CURL *e, curl_infotype type, char *data, size_t size, void *arg) {
+  (void)e, (void)data, (void)size;
+  if (type == CURLINFO_HEADER_OUT) sendpace_wire(&((transfer *)arg)->paced);
+  return 0;
+}
+
+/* A held transfer's slot is near, or libcurl would not take it: its outcome. */
+static void start_or_fail(transfer *tr) {
+  CURLMcode mc = http_transfer_start(tr);
+  if (mc != CURLM_OK) http_transfer_complete(tr, mc == CURLM_OUT_OF_MEMORY ? CURLE_OUT_OF_MEMORY : CURLE_FAILED_INIT);
+}
+
+static void on_hold(evutil_socket_t fd, short what, void *arg) {
+  (void)fd, (void)what;
+  start_or_fail(arg);
+}
+
+CURLMcode http_transfer_start(transfer *tr) {
+  int64_t w = sendpace_hold(&tr->paced);
+  if (w > 0) {
+    if (!tr->hold) tr->hold = evtimer_new(tr->hm->loop->base, on_hold, tr);
+    struct timeval tv = bind_timeval_ns(w);
+    if (tr->hold && evtimer_add(tr->hold, &tv) == 0) return CURLM_OK;
+    /* (no timer: it goes now, and the wire check holds what it can) */
+  }
+  sendpace_queue(&tr->paced);
+  CURLMcode mc = curl_multi_add_handle(tr->hm->multi, tr->easy);
+  if (mc != CURLM_OK) /* a failure of the world (memory): an outcome, not a raise */
+    snprintf(tr->errbuf, sizeof tr->errbuf, "libcurl: curl_multi_add_handle: %s", curl_multi_strerror(mc));
+  return mc;
 }
 
 static long opt_ms(lua_State *L, const char *k, double def) {
@@ -307,6 +343,11 @@ static int l_http(lua_State *L) {
   curl_easy_setopt(e, CURLOPT_HTTPHEADER, tr->headers);
   curl_easy_setopt(e, CURLOPT_PREREQFUNCTION, cb_prereq);
   curl_easy_setopt(e, CURLOPT_PREREQDATA, tr);
+  if (sendpace_precise(&tr->paced)) {
+    curl_easy_setopt(e, CURLOPT_DEBUGFUNCTION, cb_debug);
+    curl_easy_setopt(e, CURLOPT_DEBUGDATA, tr);
+    curl_easy_setopt(e, CURLOPT_VERBOSE, 1L);
+  }
   if (body) {
     curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)blen);
     curl_easy_setopt(e, CURLOPT_COPYPOSTFIELDS, body);
@@ -319,10 +360,10 @@ static int l_http(lua_State *L) {
   } else if (strcmp(method, "GET") != 0) {
     curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method);
   }
-  CURLMcode mc = curl_multi_add_handle(hm->multi, e);
-  if (mc != CURLM_OK) { /* a failure of the world (memory): an outcome, not a raise */
-    char msg[128];
-    snprintf(msg, sizeof msg, "libcurl: curl_multi_add_handle: %s", curl_multi_strerror(mc));
+  CURLMcode mc = http_transfer_start(tr);
+  if (mc != CURLM_OK) {
+    char msg[CURL_ERROR_SIZE];
+    snprintf(msg, sizeof msg, "%s", tr->errbuf);
     http_transfer_free(tr);
     return fail_now(L, mc == CURLM_OUT_OF_MEMORY ? "memory" : "other", msg);
   }

@@ -137,6 +137,7 @@ void http_transfer_free(transfer *tr) {
     }
   }
   list_remove(&tr->link);
+  if (tr->hold) event_free(tr->hold);
   sendpace_release(&tr->paced);
   curl_slist_free_all(tr->headers);
   free(tr->body);
@@ -151,6 +152,13 @@ static void check_done(http_multi *hm) {
     if (msg->msg != CURLMSG_DONE) continue;
     transfer *tr;
     curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&tr);
+    if (tr->held) { /* nothing was sent: it goes again once its slot is near */
+      tr->held = 0;
+      tr->head_len = tr->body_len = 0;
+      if (http_multi_check(hm, curl_multi_remove_handle(hm->multi, tr->easy), "curl_multi_remove_handle") == CURLM_OK &&
+          http_transfer_start(tr) == CURLM_OK)
+        continue;
+    }
     http_transfer_complete(tr, msg->data.result);
   }
 }

@@ -36,6 +36,8 @@ typedef struct transfer {
   int oom;               /* our own buffer could not grow */
   list_node link;        /* on hm->transfers */
   sendpace_claims paced; /* the limiter grants this request goes out on */
+  struct event *hold;    /* keeps it from libcurl until its send slot is near (made on first use) */
+  int held;              /* its send was refused at the wire (sendpace_send): hold it again */
   char errbuf[CURL_ERROR_SIZE];
 } transfer;
 
@@ -50,6 +52,10 @@ void http_transfer_free(transfer *tr);
 /* http.c: the transfer is over (code is libcurl's result): wakes its task with the
  * outcome and frees the transfer. */
 void http_transfer_complete(transfer *tr, CURLcode code);
+/* http.c: hands the transfer to libcurl now, or holds it on a timer until its send
+ * slot is near (sendpace_hold); again after a send refused at the wire. Not CURLM_OK:
+ * libcurl would not take it (errbuf says why); the caller fails it. */
+CURLMcode http_transfer_start(transfer *tr);
 /* Transfers in flight. */
 int http_multi_inflight(pacer_loop *loop);
 #endif

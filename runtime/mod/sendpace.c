@@ -7,12 +7,14 @@
 
 #define UNCLAIMED_NS 100000000LL /* 100 ms: a grant no request took by then was not for one */
 #define SPIN_MAX_NS  2000000LL   /* the longest a send is held in place (the loop waits too) */
+#define HOLD_MIN_NS  1000000LL   /* a slot further off than this is waited for on a timer */
+#define HOLD_EARLY   500000LL    /* ... which hands the transfer to libcurl this much before it */
 #define LEAD_MAX     1000000LL   /* 1 ms: a grant ahead of its slot by more would be held too long */
 #define MARGIN_MIN                                                                                                     \
   1000000LL                   /* 1 ms: a burst > 1 gives up 1 % of its tolerance (at least                             \
                                * this, at most half), once, to cover a server that times                               \
                                * arrivals later than we time sends (its first one most) */
-#define MARGIN_1_MAX 100000LL /* 100 us: for a burst of 1, added to every interval */
+#define MARGIN_1_MAX 50000LL  /* 50 us: for a burst of 1, added to every interval */
 #define STALL_MIN    250000LL /* 250 us: an answer later than usual by less is no stall */
 
 typedef struct sp_rule {
@@ -36,11 +38,14 @@ struct sendpace {
   grant pending[SENDPACE_PENDING];
   int npending;
   int64_t unsent;                         /* units granted, not on the wire yet (pending + claimed) */
+  int64_t queued;                         /* units handed to libcurl, not on the wire yet */
   int64_t samples[SENDPACE_LEAD_SAMPLES]; /* grant -> wire, ns, a ring */
   int nsamples, next_sample;
   int64_t lead;
   int64_t rtts[SENDPACE_LEAD_SAMPLES]; /* send -> answer, ns, a ring */
   int nrtts, next_rtt;
+  int64_t wires[SENDPACE_LEAD_SAMPLES]; /* send -> written (sendpace_wire), ns, a ring */
+  int nwires, next_wire;
   int64_t last_sent; /* the latest send time */
   int64_t sent, spun_ns, early, stalls;
   void (*sync)(void *arg, int out); /* --workers: the limiter's lock and shared schedule */
@@ -68,10 +73,11 @@ void sendpace_rules(sendpace *sp, int nrules) {
     if (m > g->tolerance / 2) m = g->tolerance / 2;
     r->tolerance = g->tolerance - m;
     r->slack = m;
-    /* a burst of 1 has no tolerance to spend on a late arrival at the server: each
-     * interval carries a little of its own (1 %, at most 100 us: about what a server's
-     * own wake-up jitter is on a shared machine) */
-    int64_t m1 = g->interval / 100 < MARGIN_1_MAX ? g->interval / 100 : MARGIN_1_MAX;
+    /* a burst of 1 has no tolerance to spend on a server that times an arrival later
+     * than the one after it: each interval carries a little of its own (0.5 %, at most
+     * 50 us: nginx's own wake-up jitter on a shared machine; our side's, the time from
+     * sendpace_send to the write, is measured by sendpace_wire) */
+    int64_t m1 = g->interval / 200 < MARGIN_1_MAX ? g->interval / 200 : MARGIN_1_MAX;
     r->interval = g->tolerance == 0 ? g->interval + m1 : g->interval;
     /* a rate change: what the sends still owe is rescaled, as the grant side does */
     if (old > 0 && r->tat > now) r->tat = now + (int64_t)((double)(r->tat - now) * ((double)r->interval / (double)old));
@@ -149,6 +155,9 @@ void sendpace_granted(sendpace *sp, task *t, int64_t now, int64_t cost) {
 void sendpace_claim(pacer_loop *loop, task *t, sendpace_claims *c) {
   c->n = 0;
   c->done = 0;
+  c->queued = 0;
+  c->wired = 0;
+  c->wire_extra = 0;
   for (list_node *n = loop->sendpaces.next; n != &loop->sendpaces && c->n < SENDPACE_CLAIMS; n = n->next) {
     sendpace *sp = LIST_ENTRY(n, sendpace, link);
     for (int i = 0; i < sp->npending; i++) {
@@ -164,13 +173,18 @@ void sendpace_claim(pacer_loop *loop, task *t, sendpace_claims *c) {
   }
 }
 
-/* How long until a request of `cost` may go out on every rule (ns, <= 0: now). */
-static int64_t send_wait(const sendpace *sp, int64_t now, int64_t cost) {
+/* How long until a request of `cost` may go out on every rule, after `ahead` units that
+ * go first (ns, <= 0: now). */
+static int64_t send_wait(const sendpace *sp, int64_t now, int64_t ahead, int64_t cost) {
   int64_t w = INT64_MIN;
   for (int i = 0; i < sp->nrules; i++) {
     const sp_rule *r = &sp->rules[i];
     int64_t base = r->tat > now ? r->tat : now;
-    int64_t x = base + (cost - 1) * r->interval - r->tolerance - now;
+    int64_t x = base + (ahead + cost - 1) * r->interval - r->tolerance - now;
+    /* a drained schedule always lets a request go: a cost of the whole burst would
+     * otherwise wait for ever on the tolerance our margin took off */
+    int64_t drained = base + ahead * r->interval - now;
+    if (x > drained) x = drained;
     if (x > w) w = x;
   }
   return w;
@@ -203,38 +217,58 @@ static void learn_lead(sendpace *sp, int64_t sample) {
   sp->lead = q < cap ? q : cap;
 }
 
-/* How long until the transfer's request may go out on all its limiters (ns). */
-static int64_t claims_wait(const sendpace_claims *c, int64_t now) {
+/* How long until the transfer's request may go out on all its limiters (ns), after the
+ * transfers handed to libcurl before it (queued = 1) or not (0). */
+static int64_t claims_wait(const sendpace_claims *c, int64_t now, int queued) {
   int64_t w = 0;
   for (int k = 0; k < c->n; k++) {
     if (!c->sp[k]->grant_rules) continue; /* its limiter is gone */
-    int64_t x = send_wait(c->sp[k], now, c->cost[k]);
+    int64_t x = send_wait(c->sp[k], now, queued ? c->sp[k]->queued : 0, c->cost[k]);
     if (x > w) w = x;
   }
   return w;
 }
 
+int64_t sendpace_hold(sendpace_claims *c) {
+  if (c->n == 0 || c->done) return 0;
+  sync_claims(c, 0);
+  int64_t w = claims_wait(c, loop_now_ns(), 1);
+  sync_claims(c, 1);
+  return w > HOLD_MIN_NS ? w - HOLD_EARLY : 0;
+}
+
+void sendpace_queue(sendpace_claims *c) {
+  for (int k = 0; k < c->n && !c->queued; k++) c->sp[k]->queued += c->cost[k];
+  c->queued = 1;
+}
+
+static void unqueue(sendpace_claims *c) {
+  for (int k = 0; k < c->n && c->queued; k++) c->sp[k]->queued -= c->cost[k];
+  c->queued = 0;
+}
+
 int64_t sendpace_send(sendpace_claims *c) {
   int64_t now = loop_now_ns(), arrived = now, t0 = now;
+  unqueue(c);
   if (c->n == 0 || c->done) return now;
   sync_claims(c, 0);
   int64_t w;
-  int early = 0;
   /* the rest of a slot is shorter than the loop's own wake-up jitter: held here, with
-   * the lock let go (other workers' sends may take the slot: then look again) */
-  while ((w = claims_wait(c, now)) > 0 && now - t0 < SPIN_MAX_NS) {
-    int64_t left = SPIN_MAX_NS - (now - t0);
-    if (w > left) early = 1;
-    int64_t until = now + (w < left ? w : left);
+   * the lock let go (other workers' sends may take the slot: then look again); a slot
+   * further off than the spin may last is never sent early: the caller holds it again */
+  while ((w = claims_wait(c, now, 0)) > 0) {
+    if (w > SPIN_MAX_NS - (now - t0)) {
+      for (int k = 0; k < c->n; k++) c->sp[k]->early++;
+      sync_claims(c, 1);
+      return -1;
+    }
+    int64_t until = now + w;
     sync_claims(c, 1);
     while (now < until) now = loop_now_ns();
     sync_claims(c, 0);
   }
   if (now > t0)
-    for (int k = 0; k < c->n; k++) {
-      c->sp[k]->spun_ns += now - t0;
-      c->sp[k]->early += early;
-    }
+    for (int k = 0; k < c->n; k++) c->sp[k]->spun_ns += now - t0;
   for (int k = 0; k < c->n; k++) {
     sendpace *sp = c->sp[k];
     sp->unsent -= c->cost[k];
@@ -265,9 +299,49 @@ static int64_t burst1_interval(const sendpace *sp) {
   return 0;
 }
 
+int sendpace_precise(const sendpace_claims *c) {
+  for (int k = 0; k < c->n; k++)
+    if (c->sp[k]->grant_rules && burst1_interval(c->sp[k])) return 1;
+  return 0;
+}
+
+void sendpace_wire(sendpace_claims *c) {
+  if (!c->done || c->n == 0 || c->wired) return;
+  c->wired = 1;
+  int64_t now = loop_now_ns(), late = now - c->sent_at;
+  c->wire_at = now;
+  sync_claims(c, 0);
+  for (int k = 0; k < c->n; k++) {
+    sendpace *sp = c->sp[k];
+    if (!sp->grant_rules) continue;
+    sp->wires[sp->next_wire] = late;
+    sp->next_wire = (sp->next_wire + 1) % SENDPACE_LEAD_SAMPLES;
+    if (sp->nwires < SENDPACE_LEAD_SAMPLES) sp->nwires++;
+    if (sp->last_sent != c->sent_at) continue; /* a later send set the pace */
+    /* the next send may take as little as the fastest recent time to its own write:
+     * what this one took beyond that would come off the gap the server sees */
+    int64_t fastest = late;
+    for (int i = 0; i < sp->nwires; i++)
+      if (sp->wires[i] < fastest) fastest = sp->wires[i];
+    int64_t extra = late - fastest;
+    if (extra > c->wire_extra) c->wire_extra = extra;
+    if (extra <= 0) continue;
+    for (int i = 0; i < sp->nrules; i++) {
+      sp_rule *r = &sp->rules[i];
+      if (r->tolerance != 0) continue;
+      r->tat += extra;
+      gcra *g = &sp->grant_rules[i];
+      int64_t after = r->tat + sp->unsent * r->interval + r->slack;
+      if (g->tat < after) g->tat = after;
+    }
+  }
+  sync_claims(c, 1);
+}
+
 void sendpace_answered(sendpace_claims *c) {
   if (!c->done || c->n == 0) return;
-  int64_t now = loop_now_ns(), rtt = now - c->sent_at;
+  /* (from the write when it was seen: the time to it is sendpace_wire's to judge) */
+  int64_t now = loop_now_ns(), rtt = now - (c->wired ? c->wire_at : c->sent_at);
   sync_claims(c, 0);
   for (int k = 0; k < c->n; k++) {
     sendpace *sp = c->sp[k];
@@ -275,22 +349,26 @@ void sendpace_answered(sendpace_claims *c) {
     sp->rtts[sp->next_rtt] = rtt;
     sp->next_rtt = (sp->next_rtt + 1) % SENDPACE_LEAD_SAMPLES;
     if (sp->nrtts < SENDPACE_LEAD_SAMPLES) sp->nrtts++;
-    if (sp->nrtts < 8 || sp->last_sent != c->sent_at) continue; /* a later send went out already */
-    int64_t s[SENDPACE_LEAD_SAMPLES];
-    memcpy(s, sp->rtts, (size_t)sp->nrtts * sizeof s[0]);
-    qsort(s, (size_t)sp->nrtts, sizeof s[0], cmp64);
-    /* beyond the usual spread (twice the median's excess over the fastest, at least
-     * STALL_MIN): the part of the answer's delay that may have been before the server
-     * timed it; at most one interval */
-    int64_t fastest = s[0], usual = s[sp->nrtts / 2] - fastest;
-    int64_t beyond = rtt - fastest - (2 * usual > STALL_MIN ? 2 * usual : STALL_MIN);
-    if (beyond <= 0) continue;
+    if (sp->last_sent != c->sent_at) continue; /* a later send went out already */
+    int64_t beyond = rtt;                      /* the first answers (a new connection's among them): all of it */
+    if (sp->nrtts >= 8) {
+      int64_t s[SENDPACE_LEAD_SAMPLES];
+      memcpy(s, sp->rtts, (size_t)sp->nrtts * sizeof s[0]);
+      qsort(s, (size_t)sp->nrtts, sizeof s[0], cmp64);
+      /* beyond the usual spread (twice the median's excess over the fastest, at least
+       * STALL_MIN), the server may have timed the request as late as the whole excess
+       * over the fastest answer (it woke late, then answered at once: seen here); at
+       * most one interval */
+      int64_t fastest = s[0], usual = s[sp->nrtts / 2] - fastest;
+      beyond = rtt - fastest;
+      if (beyond <= (2 * usual > STALL_MIN ? 2 * usual : STALL_MIN)) continue;
+    }
     sp->stalls++;
     for (int i = 0; i < sp->nrules; i++) {
       sp_rule *r = &sp->rules[i];
       if (r->tolerance != 0) continue;
       int64_t extra = beyond < r->interval ? beyond : r->interval;
-      int64_t floor = c->sent_at + r->interval + extra;
+      int64_t floor = c->sent_at + c->wire_extra + r->interval + extra;
       if (r->tat < floor) r->tat = floor;
       gcra *g = &sp->grant_rules[i];
       int64_t after = r->tat + sp->unsent * r->interval + r->slack;
@@ -301,6 +379,7 @@ void sendpace_answered(sendpace_claims *c) {
 }
 
 void sendpace_release(sendpace_claims *c) {
+  unqueue(c);
   for (int k = 0; k < c->n; k++) {
     if (!c->done) c->sp[k]->unsent -= c->cost[k];
     unref(c->sp[k]);

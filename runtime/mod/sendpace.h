@@ -34,6 +34,9 @@ typedef struct sendpace_claims {
   int64_t cost[SENDPACE_CLAIMS];
   int64_t granted[SENDPACE_CLAIMS]; /* when each was granted (ns) */
   int done;                         /* on the wire, or given back */
+  int queued;                       /* handed to libcurl (counted in each sendpace's queued) */
+  int wired;                        /* sendpace_wire saw it written: */
+  int64_t wire_at, wire_extra;      /* when, and how much later than the fastest recent write */
   int64_t sent_at;                  /* when it went out (ns) */
 } sendpace_claims;
 
@@ -61,9 +64,24 @@ void sendpace_granted(sendpace *sp, task *t, int64_t now, int64_t cost);
 
 /* Moves the grants task t holds (on any limiter of the loop) to *c. */
 void sendpace_claim(pacer_loop *loop, task *t, sendpace_claims *c);
+/* Nanoseconds to keep the transfer from libcurl (on a timer) before sendpace_queue: its
+ * slot, after the transfers queued before it, is further off than a send may spin for.
+ * 0: hand it over now. Without this, grants that came due together (after the loop
+ * stalled, or with concurrency) would all reach sendpace_send at once. */
+int64_t sendpace_hold(sendpace_claims *c);
+/* The transfer is handed to libcurl: its units go out before any transfer held after it. */
+void sendpace_queue(sendpace_claims *c);
 /* The request is about to be written: waits (spins) while it would come sooner than
- * the sends before it allow, then records it. Returns the send time (ns). */
+ * the sends before it allow, then records it. Returns the send time (ns), or -1 when
+ * its slot is further off than a spin may last (another transfer or worker took it):
+ * nothing was recorded, and the caller holds the transfer again. */
 int64_t sendpace_send(sendpace_claims *c);
+/* A limiter of the transfer has a rule with a burst of 1: it wants sendpace_wire. */
+int sendpace_precise(const sendpace_claims *c);
+/* The request's header was written (libcurl's debug callback, CURLINFO_HEADER_OUT): a
+ * write later than sendpace_send (the process was preempted in between, say) moves the
+ * next sends of burst-1 rules by as much, so the gap the server sees is whole. */
+void sendpace_wire(sendpace_claims *c);
 /* The answer came (at loop time now): an answer much later than the fastest seen says
  * the server (or the path) stalled, so it may have timed this request late; for rules
  * with a burst of 1 the next send is spaced from that later time. */
@@ -71,6 +89,6 @@ void sendpace_answered(sendpace_claims *c);
 /* The transfer is over: claims that never reached the wire are given back; frees. */
 void sendpace_release(sendpace_claims *c);
 
-/* Sets sent=, lead=, spun=, early= on the table at the top of L. */
+/* Sets sent=, lead=, spun=, early= (sends held again at the wire) on the table at the top of L. */
 void sendpace_push_state(lua_State *L, const sendpace *sp);
 #endif

@@ -68,6 +68,19 @@ describe("send spacing at a burst of 1", function()
     assert.are.equal(0, close, string.format("%d gaps under %.1f ms (smallest %.2f ms)", close, 800 / R, min * 1e3))
   end)
 
+  it("a stalled loop does not turn into a burst: the grants due are sent 1/R apart", function()
+    local api = pacer.client{base_url = mock.url, rate = R .. "/s", concurrency = 4, retry = false}
+    pacer.spawn(function() -- 150 ms of Lua that never yields, while 4 requests wait for slots
+      pacer.sleep(0.3)
+      local t = os.clock()
+      while os.clock() - t < 0.15 do end
+    end)
+    run(api, "/v2/numbers")
+    local n, min, close = gaps(mock, "/v2/numbers", 0.8 / R)
+    assert.are.equal(N, n)
+    assert.are.equal(0, close, string.format("%d gaps under %.1f ms (smallest %.2f ms)", close, 800 / R, min * 1e3))
+  end)
+
   it("holds for a Redis-shared limiter", function()
     local redis = H.redis()
     local ok, err = pcall(function()
