@@ -19,6 +19,7 @@ M.new = new
 M.run = new()
 M.run.started = task.now()
 M.run.rates = {} -- declared rates, per second
+M.run.per_worker = {} -- [i] = true: rates[i] is of a limiter each worker has for itself
 M.run.clients = setmetatable({}, {__mode = "k"}) -- for the quota left at exit
 
 local events -- file handle for --events, opened on first use (main.c checked it can be)
