@@ -58,8 +58,9 @@ static int bad(const char *msg, const char *what) {
 
 /* An output file named on the command line must be writable before anything is sent:
  * a report that cannot be written after the work is done invites sending it all again.
- * Opens `path` for appending (creating it if need be) and closes it again. */
+ * Opens `path` for appending (creating it if need be) and closes it again; "-" is stdout. */
 static int check_output(const char *opt, const char *path) {
+  if (!strcmp(path, "-")) return 0; /* stdout */
   FILE *f = fopen(path, "a");
   if (!f) {
     fprintf(stderr, "pacer: %s: cannot write '%s': %s\n", opt, path, strerror(errno));
@@ -150,11 +151,10 @@ int main(int argc, char **argv) {
     }
   }
   if (o.interactive && o.module) return bad("-i does not go with", argv[o.script_index]);
-  if (o.workers > 1) { /* each worker would write (or serve) the same one */
+  if (o.workers > 1) { /* each worker would serve (or read) the same one */
     const char *no = o.interactive ? "-i (the REPL)"
                      : o.module    ? argv[o.script_index]
                      : o.events    ? "--events"
-                     : o.stats     ? "--stats"
                      : o.metrics   ? "--metrics"
                                    : NULL;
     if (no) return bad("--workers does not go with", no);

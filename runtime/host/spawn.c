@@ -35,6 +35,7 @@ int host_spawn(host_opts *o, int *is_parent) {
   sigprocmask(SIG_BLOCK, &set, &old);
   fflush(NULL); /* nothing buffered is written twice */
   pid_t pids[WORKERS_MAX];
+  int status[WORKERS_MAX]; /* exit status, or minus the signal */
   int live = 0, code = 0;
   for (int i = 0; i < n; i++) {
     pid_t p = fork();
@@ -74,6 +75,7 @@ int host_spawn(host_opts *o, int *is_parent) {
         pids[k] = 0;
         live--;
         int c = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+        status[k] = WIFSIGNALED(st) ? -WTERMSIG(st) : c;
         if (WIFSIGNALED(st))
           fprintf(stderr, "pacer: worker %d of %d was killed by signal %d\n", k + 1, n, WTERMSIG(st));
         else if (c)
@@ -81,6 +83,11 @@ int host_spawn(host_opts *o, int *is_parent) {
         code = worse(code, c);
       }
     }
+  }
+  /* still with the signals blocked: a late Ctrl-C does not cut the summary short */
+  if (n > 0) {
+    o->workers = n;
+    host_summary(o, status);
   }
   sigprocmask(SIG_SETMASK, &old, NULL);
   return code;
