@@ -152,11 +152,7 @@ int main(int argc, char **argv) {
   }
   if (o.interactive && o.module) return bad("-i does not go with", argv[o.script_index]);
   if (o.workers > 1) { /* each worker would serve (or read) the same one */
-    const char *no = o.interactive ? "-i (the REPL)"
-                     : o.module    ? argv[o.script_index]
-                     : o.events    ? "--events"
-                     : o.metrics   ? "--metrics"
-                                   : NULL;
+    const char *no = o.interactive ? "-i (the REPL)" : o.module ? argv[o.script_index] : o.metrics ? "--metrics" : NULL;
     if (no) return bad("--workers does not go with", no);
   }
   if (o.events && check_output("--events", o.events)) return 2;

@@ -14,7 +14,7 @@ typedef struct report {
 } report;
 
 struct workers_region {
-  pthread_mutex_t mu;
+  pthread_mutex_t mu, out_mu;
   shared_limiter slots[WORKERS_LIMITERS];
   report reports[WORKERS_MAX];
 };
@@ -38,6 +38,7 @@ workers_region *workers_region_new(void) {
   workers_region *r = mmap(NULL, sizeof *r, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
   if (r == MAP_FAILED) return NULL;
   int e = init_mutex(&r->mu, 1);
+  if (!e) e = init_mutex(&r->out_mu, 0);
   if (e) {
     munmap(r, sizeof *r);
     errno = e;
@@ -77,4 +78,13 @@ const char *workers_get_report(workers_region *r, int k, size_t *len) {
   if (!atomic_load(&p->done)) return NULL;
   *len = p->len;
   return p->data;
+}
+
+void workers_out_lock(workers_region *r) {
+  /* the owner died mid-write: at worst its line is cut short, which readers skip */
+  if (pthread_mutex_lock(&r->out_mu) == EOWNERDEAD) pthread_mutex_consistent(&r->out_mu);
+}
+
+void workers_out_unlock(workers_region *r) {
+  pthread_mutex_unlock(&r->out_mu);
 }

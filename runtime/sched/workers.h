@@ -3,7 +3,8 @@
  * loop (nothing of Lua is shared), and the limiters it makes, in the same order in every
  * worker, are the same limiters: their GCRA schedules live here, under one process-shared
  * mutex, so N workers together keep the declared rate exactly. Each worker also leaves
- * its figures here at exit, for the parent's run-wide summary. */
+ * its figures here at exit, for the parent's run-wide summary, and writes its --events
+ * lines under a second lock, so that lines from different workers never interleave. */
 #ifndef PACER_WORKERS_H
 #define PACER_WORKERS_H
 #include "core/gcra.h"
@@ -44,4 +45,7 @@ int workers_put_report(workers_region *r, int k, const char *data, size_t len);
  * for the parent, once worker k has been reaped. */
 const char *workers_get_report(workers_region *r, int k, size_t *len);
 
+/* The lock around one output line (--events): taken by a worker for one write(2). */
+void workers_out_lock(workers_region *r);
+void workers_out_unlock(workers_region *r);
 #endif

@@ -276,6 +276,58 @@ if pacer.worker.id == 2 then os.execute("kill -KILL " .. require("pacer.c.proc")
     assert.is_nil(lines[2].ratio)
   end)
 
+  it("--events: the parent's run marker, then each worker's attempts, a JSON object a line with its worker", function()
+    local mock = H.mock_process("--rate 1000/s")
+    local events = os.tmpname()
+    local r = H.run_pacer({"--workers", "2", "-q", "--events", events, get_script(mock.url, 30, "")}, {timeout = 60})
+    mock:stop()
+    local lines = {}
+    for l in io.lines(events) do lines[#lines + 1] = pacer.json.decode(l) end
+    assert.are.equal(0, r.code, r.stderr)
+    assert.are.equal(31, #lines)
+    assert.are.equal(2, lines[1].run.workers) -- one marker for the run, first
+    local by = {}
+    for i = 2, #lines do
+      local e = lines[i]
+      assert.is_nil(e.run)
+      assert.are.equal(200, e.status)
+      by[e.worker] = (by[e.worker] or 0) + 1
+    end
+    assert.are.same({15, 15}, by)
+    local svg = events .. ".svg"
+    r = H.run_pacer({"report", events, "-o", svg})
+    os.remove(events)
+    os.remove(svg)
+    assert.are.equal(0, r.code, r.stderr)
+    assert.matches("30 attempts", r.stdout .. r.stderr) -- both workers' lines are one run
+  end)
+
+  it("--events - through a slow pipe: lines longer than PIPE_BUF from 3 workers are never cut", function()
+    local mock = H.mock_process("--rate 5000/s")
+    local script = H.script(string.format([[
+local api = pacer.client{base_url = %q, retry = {max_tries = 1}, concurrency = 8}
+local list = {}
+for i = 1, 60 do list[i] = i end
+local pad = string.rep("x", 5000) -- each line about 5.2 KB: more than PIPE_BUF (4 KB)
+pacer.each(list, function(i) assert(api:get("/v2/numbers", {query = {pad = pad, i = i}})) end, {progress = false})
+]], mock.url))
+    local out = os.tmpname()
+    -- the reader sleeps first: the pipe fills, and writers wait in the middle of a line
+    local _, _, code = os.execute(string.format("timeout 60 sh -c '%s --workers 3 -q --events - %s | (sleep 1; cat) > %s'",
+      H.PACER, script, out))
+    mock:stop()
+    local n, cut = 0, 0
+    for l in io.lines(out) do
+      n = n + 1
+      local ok, e = pcall(pacer.json.decode, l)
+      if not ok or type(e) ~= "table" then cut = cut + 1 end
+    end
+    os.remove(out)
+    assert.are.equal(0, code)
+    assert.are.equal(61, n)
+    assert.are.equal(0, cut)
+  end)
+
   it("pacer.job says it does not run under --workers yet", function()
     local r = H.run_pacer({"--workers", "2", "-e", "pacer.job{input = {1, 2}}"})
     assert.are.equal(1, r.code)
