@@ -27,13 +27,15 @@ static const char usage[] =
     "  -v, --verbose        more log output: each retry (-vv: debug)\n"
     "  -q, --quiet          no progress line and no summary, errors only\n"
     "  --progress=MODE      auto (a live line on a terminal), plain (a line every 5 s), off\n"
-    "  --events FILE.jsonl  write one JSON line per HTTP attempt\n"
-    "  --stats FILE.json    write the run summary as JSON at exit\n"
+    "  --events FILE.jsonl  write one JSON line per HTTP attempt ('-': stdout)\n"
+    "  --stats FILE.json    write the run summary as JSON at exit ('-': stdout)\n"
     "  --metrics HOST:PORT  serve Prometheus metrics at http://HOST:PORT/metrics while it runs\n"
     "  --threshold EXPR     fail the run (exit 99) unless EXPR holds, e.g. 'p99<300ms',\n"
     "                       'errors<1%', 'throttled==0', 'ratio<1.05' (repeatable)\n"
-    "  --workers N          run the script in N worker processes (2..64) that share its\n"
-    "                       limiters; pacer.each and pacer.worker split the work\n"
+    "  --workers N          run the script in N worker processes (1..64) that share its\n"
+    "                       limiters; pacer.each and pacer.worker split the work; the\n"
+    "                       parent prints the summary of the whole run (--events and\n"
+    "                       --stats work too; not with --metrics or -i)\n"
     "  -h, --help           this help\n"
     "  --version            print the version and those of libcurl, Lua and libevent\n"
     "\n"
@@ -122,7 +124,7 @@ int main(int argc, char **argv) {
       if (o.nthresholds == MAX_THRESHOLDS) return bad("too many thresholds (at most 32) at", argv[i]);
       thresholds[o.nthresholds++] = argv[i];
     } else if (!strcmp(a, "--workers")) {
-      if (++i >= argc) return bad("option needs a number of processes (2..64):", a);
+      if (++i >= argc) return bad("option needs a number of processes (1..64):", a);
       char *end;
       long n = strtol(argv[i], &end, 10);
       if (*end || end == argv[i] || n < 1 || n > 64) return bad("--workers takes a number from 1 to 64, not", argv[i]);
