@@ -6,6 +6,7 @@
 #include "mod/http.h"
 #include "sched/loop.h"
 #include "sched/task.h"
+#include "sched/workers.h"
 #include <lauxlib.h>
 #include <lualib.h>
 #include <stdio.h>
@@ -106,24 +107,31 @@ static int main_done(void *arg) {
 
 /* Calls the at-exit hook of pacer.run.summary (summary, --stats, thresholds) under
  * protection. Returns the exit status it asks for: 99 when a threshold was crossed, 1
- * when items failed, else 0. */
+ * when items failed, else 0. A worker of --workers N leaves the figures the hook gives
+ * back in its slot of the shared region, for the parent's run-wide summary. */
 static int at_exit(lua_State *L, const char *how) {
-  int code = 0;
+  int code = 0, top = lua_gettop(L);
+  pacer_loop *loop = loop_get(L);
   lua_getglobal(L, "require");
   lua_pushliteral(L, "pacer.run.summary");
   if (lua_pcall(L, 1, 1, 0) == LUA_OK) {
     lua_getfield(L, -1, "at_exit");
     lua_pushstring(L, how);
-    if (lua_pcall(L, 1, 1, 0) != LUA_OK) {
+    if (lua_pcall(L, 1, 2, 0) != LUA_OK) { /* [summary, code, figures] */
       fprintf(stderr, "pacer: at exit: %s\n", lua_tostring(L, -1));
       code = 1;
     } else {
-      code = (int)lua_tointeger(L, -1);
+      code = (int)lua_tointeger(L, -2);
+      size_t len;
+      const char *figures = lua_tolstring(L, -1, &len);
+      if (loop->shared && figures && workers_put_report(loop->shared, loop->worker_id, figures, len))
+        fprintf(stderr, "pacer: worker %d of %d: its figures (%zu bytes, more than %d) are left out of the run's\n",
+                loop->worker_id, loop->worker_count, len, WORKERS_REPORT);
     }
   } else {
     fprintf(stderr, "pacer: %s\n", lua_tostring(L, -1));
   }
-  lua_pop(L, 1);
+  lua_settop(L, top);
   return code;
 }
 
@@ -248,4 +256,59 @@ int host_run(const host_opts *o) {
   lua_close(L);
   loop_free(loop);
   return code;
+}
+
+/* The parent's Lua state: pacer.run.workers's summarize over the workers' figures.
+ * [opts, status] */
+static int psummary(lua_State *L) {
+  const host_opts *o = lua_touserdata(L, 1);
+  const int *status = lua_touserdata(L, 2);
+  luaL_openlibs(L);
+  host_preload(L);
+  install_searcher(L);
+  publish_options(L, o);
+  lua_getglobal(L, "require");
+  lua_pushliteral(L, "pacer.run.workers");
+  lua_call(L, 1, 1);
+  lua_getfield(L, -1, "summarize");
+  lua_createtable(L, o->workers, 0); /* [.., summarize, workers] */
+  for (int k = 1; k <= o->workers; k++) {
+    lua_createtable(L, 0, 3);
+    size_t len;
+    const char *figures = workers_get_report(o->shared, k, &len);
+    if (figures) {
+      lua_pushlstring(L, figures, len);
+      lua_setfield(L, -2, "figures");
+    }
+    if (status[k - 1] < 0)
+      bind_set_int(L, "signal", -status[k - 1]);
+    else
+      bind_set_int(L, "code", status[k - 1]);
+    lua_rawseti(L, -2, k);
+  }
+  lua_call(L, 1, 0);
+  return 0;
+}
+
+int host_summary(const host_opts *o, const int *status) {
+  lua_State *L = luaL_newstate();
+  pacer_loop *loop = L ? loop_new(L) : NULL;
+  if (!loop) {
+    fprintf(stderr, "pacer: no summary of the run: cannot create its Lua state\n");
+    if (L) lua_close(L);
+    return -1;
+  }
+  loop_set_verbosity(loop, o->quiet ? -1 : o->verbose);
+  lua_pushcfunction(L, psummary);
+  lua_pushlightuserdata(L, (void *)o);
+  lua_pushlightuserdata(L, (void *)status);
+  int rc = 0;
+  if (lua_pcall(L, 2, 0, 0) != LUA_OK) {
+    const char *msg = lua_tostring(L, -1);
+    fprintf(stderr, "pacer: the summary of the run: %s\n", msg ? msg : "(error object is not a string)");
+    rc = -1;
+  }
+  lua_close(L);
+  loop_free(loop);
+  return rc;
 }

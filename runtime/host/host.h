@@ -31,6 +31,12 @@ int host_run(const host_opts *o);
  * (host/spawn.c): the worst of theirs, 130 before 99 before any other failure. */
 int host_spawn(host_opts *o, int *is_parent);
 
+/* --workers N, in the parent once every worker has ended: prints the summary of the
+ * whole run from the figures the workers left in o->shared, and writes --stats.
+ * status[k - 1] is worker k's exit status, or minus the signal that killed it. Returns
+ * 0, or -1 when the summary could not be made (said on stderr). */
+int host_summary(const host_opts *o, const int *status);
+
 struct lua_State;
 /* Puts every pacer.c.* module in package.preload (host/modules.c). */
 void host_preload(struct lua_State *L);

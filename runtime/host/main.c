@@ -27,13 +27,15 @@ static const char usage[] =
     "  -v, --verbose        more log output: each retry (-vv: debug)\n"
     "  -q, --quiet          no progress line and no summary, errors only\n"
     "  --progress=MODE      auto (a live line on a terminal), plain (a line every 5 s), off\n"
-    "  --events FILE.jsonl  write one JSON line per HTTP attempt\n"
-    "  --stats FILE.json    write the run summary as JSON at exit\n"
+    "  --events FILE.jsonl  write one JSON line per HTTP attempt ('-': stdout)\n"
+    "  --stats FILE.json    write the run summary as JSON at exit ('-': stdout)\n"
     "  --metrics HOST:PORT  serve Prometheus metrics at http://HOST:PORT/metrics while it runs\n"
     "  --threshold EXPR     fail the run (exit 99) unless EXPR holds, e.g. 'p99<300ms',\n"
     "                       'errors<1%', 'throttled==0', 'ratio<1.05' (repeatable)\n"
-    "  --workers N          run the script in N worker processes (2..64) that share its\n"
-    "                       limiters; pacer.each and pacer.worker split the work\n"
+    "  --workers N          run the script in N worker processes (1..64) that share its\n"
+    "                       limiters; pacer.each and pacer.worker split the work; the\n"
+    "                       parent prints the summary of the whole run (--events and\n"
+    "                       --stats work too; not with --metrics or -i)\n"
     "  -h, --help           this help\n"
     "  --version            print the version and those of libcurl, Lua and libevent\n"
     "\n"
@@ -58,8 +60,9 @@ static int bad(const char *msg, const char *what) {
 
 /* An output file named on the command line must be writable before anything is sent:
  * a report that cannot be written after the work is done invites sending it all again.
- * Opens `path` for appending (creating it if need be) and closes it again. */
+ * Opens `path` for appending (creating it if need be) and closes it again; "-" is stdout. */
 static int check_output(const char *opt, const char *path) {
+  if (!strcmp(path, "-")) return 0; /* stdout */
   FILE *f = fopen(path, "a");
   if (!f) {
     fprintf(stderr, "pacer: %s: cannot write '%s': %s\n", opt, path, strerror(errno));
@@ -121,7 +124,7 @@ int main(int argc, char **argv) {
       if (o.nthresholds == MAX_THRESHOLDS) return bad("too many thresholds (at most 32) at", argv[i]);
       thresholds[o.nthresholds++] = argv[i];
     } else if (!strcmp(a, "--workers")) {
-      if (++i >= argc) return bad("option needs a number of processes (2..64):", a);
+      if (++i >= argc) return bad("option needs a number of processes (1..64):", a);
       char *end;
       long n = strtol(argv[i], &end, 10);
       if (*end || end == argv[i] || n < 1 || n > 64) return bad("--workers takes a number from 1 to 64, not", argv[i]);
@@ -150,13 +153,8 @@ int main(int argc, char **argv) {
     }
   }
   if (o.interactive && o.module) return bad("-i does not go with", argv[o.script_index]);
-  if (o.workers > 1) { /* each worker would write (or serve) the same one */
-    const char *no = o.interactive ? "-i (the REPL)"
-                     : o.module    ? argv[o.script_index]
-                     : o.events    ? "--events"
-                     : o.stats     ? "--stats"
-                     : o.metrics   ? "--metrics"
-                                   : NULL;
+  if (o.workers > 1) { /* each worker would serve (or read) the same one */
+    const char *no = o.interactive ? "-i (the REPL)" : o.module ? argv[o.script_index] : o.metrics ? "--metrics" : NULL;
     if (no) return bad("--workers does not go with", no);
   }
   if (o.events && check_output("--events", o.events)) return 2;

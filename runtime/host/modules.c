@@ -19,6 +19,7 @@ static const luaL_Reg modules[] = {{"pacer.c.task", luaopen_pacer_task},
                                    {"pacer.c.redis", luaopen_pacer_redis},
                                    {"pacer.c.input", luaopen_pacer_input},
                                    {"pacer.c.hist", luaopen_pacer_hist},
+                                   {"pacer.c.linefile", luaopen_pacer_linefile},
                                    {"cjson", luaopen_cjson},
                                    {NULL, NULL}};
 

@@ -1,8 +1,10 @@
 /* spawn.c: `pacer --workers N`: forks the worker processes, forwards a SIGINT or SIGTERM
  * sent to the parent alone, and gives the run one exit status from theirs. */
 #include "host/host.h"
+#include "sched/loop.h"
 #include "sched/workers.h"
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -15,6 +17,20 @@ static int worse(int a, int b) {
   if (a == 130 || b == 130) return 130;
   if (a == 99 || b == 99) return 99;
   return a ? a : b;
+}
+
+/* --events: the run's one marker, written before the workers start, so that every
+ * worker's lines come after it (`pacer report` charts from the last marker on). A
+ * failure is a warning: the workers say theirs when they write. */
+static void mark_run(const char *path, int n) {
+  char line[128];
+  int len = snprintf(line, sizeof line, "{\"run\":{\"started\":%.14g,\"pid\":%d,\"workers\":%d}}\n", loop_wall(),
+                     (int)getpid(), n);
+  int fd = strcmp(path, "-") == 0 ? STDOUT_FILENO : open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0666);
+  if (fd == STDOUT_FILENO) fflush(stdout);
+  if (fd < 0 || write(fd, line, (size_t)len) != len)
+    fprintf(stderr, "pacer: warning: --events: cannot write to %s: %s\n", path, strerror(errno));
+  if (fd > STDOUT_FILENO) close(fd);
 }
 
 int host_spawn(host_opts *o, int *is_parent) {
@@ -33,8 +49,10 @@ int host_spawn(host_opts *o, int *is_parent) {
   sigaddset(&set, SIGINT);
   sigaddset(&set, SIGTERM);
   sigprocmask(SIG_BLOCK, &set, &old);
+  if (o->events) mark_run(o->events, n);
   fflush(NULL); /* nothing buffered is written twice */
   pid_t pids[WORKERS_MAX];
+  int status[WORKERS_MAX]; /* exit status, or minus the signal */
   int live = 0, code = 0;
   for (int i = 0; i < n; i++) {
     pid_t p = fork();
@@ -74,6 +92,7 @@ int host_spawn(host_opts *o, int *is_parent) {
         pids[k] = 0;
         live--;
         int c = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+        status[k] = WIFSIGNALED(st) ? -WTERMSIG(st) : c;
         if (WIFSIGNALED(st))
           fprintf(stderr, "pacer: worker %d of %d was killed by signal %d\n", k + 1, n, WTERMSIG(st));
         else if (c)
@@ -81,6 +100,11 @@ int host_spawn(host_opts *o, int *is_parent) {
         code = worse(code, c);
       }
     }
+  }
+  /* still with the signals blocked: a late Ctrl-C does not cut the summary short */
+  if (n > 0) {
+    o->workers = n;
+    host_summary(o, status);
   }
   sigprocmask(SIG_SETMASK, &old, NULL);
   return code;

@@ -106,6 +106,74 @@ static int hist_m_cumulative(lua_State *L) {
   return 1;
 }
 
+/* h:dump() -> {count=, sum=, min=, max=, buckets = {i, n, i, n, ...}}: the counts as
+ * plain numbers (nanoseconds; only the buckets that hold any), for another process to
+ * hist.load and merge (the parent of `pacer --workers N`) */
+static int hist_m_dump(lua_State *L) {
+  hist *h = checkhist(L, 1);
+  lua_createtable(L, 0, 5);
+  lua_pushinteger(L, (lua_Integer)h->count);
+  lua_setfield(L, -2, "count");
+  lua_pushnumber(L, h->sum_ns);
+  lua_setfield(L, -2, "sum");
+  lua_pushinteger(L, h->min_ns);
+  lua_setfield(L, -2, "min");
+  lua_pushinteger(L, h->max_ns);
+  lua_setfield(L, -2, "max");
+  lua_newtable(L);
+  lua_Integer n = 0;
+  for (int i = 0; i < HIST_BUCKETS; i++) {
+    if (!h->buckets[i]) continue;
+    lua_pushinteger(L, i);
+    lua_rawseti(L, -2, ++n);
+    lua_pushinteger(L, h->buckets[i]);
+    lua_rawseti(L, -2, ++n);
+  }
+  lua_setfield(L, -2, "buckets");
+  return 1;
+}
+
+/* A whole number in [lo, hi] at t[k] (JSON may have made it a float), or a raise. */
+static double dump_field(lua_State *L, int t, const char *k, double lo, double hi) {
+  lua_getfield(L, t, k);
+  int ok;
+  double v = lua_tonumberx(L, -1, &ok);
+  lua_pop(L, 1);
+  if (!ok || !(v >= lo && v <= hi) || v != floor(v))
+    luaL_error(L, "pacer.hist: load: '%s' must be a whole number in [%f, %f]", k, lo, hi);
+  return v;
+}
+
+/* hist.load(t) -> a histogram holding what h:dump() gave; raises naming what is wrong */
+static int hist_load(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  hist_new(L); /* [t, h] */
+  hist *h = checkhist(L, 2);
+  h->count = (uint64_t)dump_field(L, 1, "count", 0, 9e15);
+  h->min_ns = (int64_t)dump_field(L, 1, "min", -9e18, 9e18);
+  h->max_ns = (int64_t)dump_field(L, 1, "max", -9e18, 9e18);
+  lua_getfield(L, 1, "sum");
+  if (!lua_isnumber(L, -1)) return luaL_error(L, "pacer.hist: load: 'sum' must be a number");
+  h->sum_ns = lua_tonumber(L, -1);
+  lua_getfield(L, 1, "buckets"); /* [t, h, sum, buckets] */
+  luaL_argcheck(L, lua_istable(L, -1), 1, "pacer.hist: load: 'buckets' must be a list");
+  lua_Integer n = luaL_len(L, -1);
+  luaL_argcheck(L, n % 2 == 0, 1, "pacer.hist: load: 'buckets' must hold index, count pairs");
+  for (lua_Integer j = 1; j <= n; j += 2) {
+    lua_geti(L, -1, j);
+    lua_geti(L, -2, j + 1);
+    int ok1, ok2;
+    double i = lua_tonumberx(L, -2, &ok1), c = lua_tonumberx(L, -1, &ok2);
+    lua_pop(L, 2);
+    if (!ok1 || !ok2 || !(i >= 0 && i < HIST_BUCKETS) || i != floor(i) || !(c >= 0 && c <= UINT32_MAX) || c != floor(c))
+      return luaL_error(L, "pacer.hist: load: bucket pair %d is not an index (0..%d) and a count", (int)(j / 2 + 1),
+                        HIST_BUCKETS - 1);
+    h->buckets[(int)i] = (uint32_t)c;
+  }
+  lua_settop(L, 2);
+  return 1;
+}
+
 static int hist_m_tostring(lua_State *L) {
   hist *h = checkhist(L, 1);
   lua_pushfstring(L, "pacer.hist (%d values, p50 %fs)", (int)h->count, (double)hist_percentile(h, 50) / 1e9);
@@ -113,19 +181,22 @@ static int hist_m_tostring(lua_State *L) {
 }
 
 int luaopen_pacer_hist(lua_State *L) {
-  static const luaL_Reg methods[] = {
-      {"record", hist_m_record},   {"percentile", hist_m_percentile}, {"merge", hist_m_merge},
-      {"reset", hist_m_reset},     {"count", hist_m_count},           {"sum", hist_m_sum},
-      {"summary", hist_m_summary}, {"cumulative", hist_m_cumulative}, {NULL, NULL}};
+  static const luaL_Reg methods[] = {{"record", hist_m_record},   {"percentile", hist_m_percentile},
+                                     {"merge", hist_m_merge},     {"reset", hist_m_reset},
+                                     {"count", hist_m_count},     {"sum", hist_m_sum},
+                                     {"summary", hist_m_summary}, {"cumulative", hist_m_cumulative},
+                                     {"dump", hist_m_dump},       {NULL, NULL}};
   static const luaL_Reg meta[] = {{"__tostring", hist_m_tostring}, {NULL, NULL}};
   luaL_newmetatable(L, PACER_HIST);
   luaL_setfuncs(L, meta, 0);
   luaL_newlib(L, methods);
   lua_setfield(L, -2, "__index");
   lua_pop(L, 1);
-  lua_createtable(L, 0, 2);
+  lua_createtable(L, 0, 3);
   lua_pushcfunction(L, hist_new);
   lua_setfield(L, -2, "new");
+  lua_pushcfunction(L, hist_load);
+  lua_setfield(L, -2, "load");
   lua_pushinteger(L, (lua_Integer)sizeof(hist));
   lua_setfield(L, -2, "bytes"); /* the memory of one histogram */
   return 1;

@@ -521,7 +521,8 @@ static int lim_set_rate(lua_State *L) {
   return 0;
 }
 
-/* lim:state() -> {rate=per second of the tightest rule, remaining=, reset=, waiting=, waited=, granted=} */
+/* lim:state() -> {rate=per second of the tightest rule, remaining=, reset=, waiting=, waited=, granted=,
+ * shared=(one limiter for all the workers of --workers N)} */
 static int lim_state(lua_State *L) {
   limiter *lim = checklimiter(L, 1);
   int64_t now = loop_now_ns();
@@ -552,6 +553,8 @@ static int lim_state(lua_State *L) {
   lua_setfield(L, -2, "waited");
   lua_pushinteger(L, lim->granted);
   lua_setfield(L, -2, "granted");
+  lua_pushboolean(L, lim->shm != NULL);
+  lua_setfield(L, -2, "shared");
   sendpace_push_state(L, lim->sp);
   return 1;
 }

@@ -2,25 +2,43 @@
 #include "sched/workers.h"
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <string.h>
 #include <sys/mman.h>
 
+/* A worker's figures: `done` is set last, so a worker that dies mid-copy leaves none. */
+typedef struct report {
+  atomic_int done;
+  size_t len;
+  char data[WORKERS_REPORT];
+} report;
+
 struct workers_region {
-  pthread_mutex_t mu;
+  pthread_mutex_t mu, out_mu;
   shared_limiter slots[WORKERS_LIMITERS];
+  report reports[WORKERS_MAX];
 };
 
-workers_region *workers_region_new(void) {
-  workers_region *r = mmap(NULL, sizeof *r, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-  if (r == MAP_FAILED) return NULL;
-  memset(r, 0, sizeof *r);
+/* A robust, process-shared mutex: a worker that dies holding it leaves it usable. */
+static int init_mutex(pthread_mutex_t *mu, int recursive) {
   pthread_mutexattr_t a;
   int e = pthread_mutexattr_init(&a);
-  if (!e) e = pthread_mutexattr_setpshared(&a, PTHREAD_PROCESS_SHARED);
+  if (e) return e;
+  e = pthread_mutexattr_setpshared(&a, PTHREAD_PROCESS_SHARED);
   if (!e) e = pthread_mutexattr_setrobust(&a, PTHREAD_MUTEX_ROBUST);
-  if (!e) e = pthread_mutexattr_settype(&a, PTHREAD_MUTEX_RECURSIVE);
-  if (!e) e = pthread_mutex_init(&r->mu, &a);
+  if (!e && recursive) e = pthread_mutexattr_settype(&a, PTHREAD_MUTEX_RECURSIVE);
+  if (!e) e = pthread_mutex_init(mu, &a);
   pthread_mutexattr_destroy(&a);
+  return e;
+}
+
+workers_region *workers_region_new(void) {
+  /* anonymous pages come zeroed, and the reports' pages (16 MB for 64 workers) take
+   * memory only once a worker writes in them: no memset */
+  workers_region *r = mmap(NULL, sizeof *r, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  if (r == MAP_FAILED) return NULL;
+  int e = init_mutex(&r->mu, 1);
+  if (!e) e = init_mutex(&r->out_mu, 0);
   if (e) {
     munmap(r, sizeof *r);
     errno = e;
@@ -41,4 +59,32 @@ void workers_lock(workers_region *r) {
 
 void workers_unlock(workers_region *r) {
   pthread_mutex_unlock(&r->mu);
+}
+
+int workers_put_report(workers_region *r, int k, const char *data, size_t len) {
+  if (k < 1 || k > WORKERS_MAX) return -1;
+  report *p = &r->reports[k - 1];
+  atomic_store(&p->done, 0);
+  if (len > sizeof p->data) return -1;
+  memcpy(p->data, data, len);
+  p->len = len;
+  atomic_store(&p->done, 1); /* sequentially consistent: the copy is seen before this */
+  return 0;
+}
+
+const char *workers_get_report(workers_region *r, int k, size_t *len) {
+  if (k < 1 || k > WORKERS_MAX) return NULL;
+  report *p = &r->reports[k - 1];
+  if (!atomic_load(&p->done)) return NULL;
+  *len = p->len;
+  return p->data;
+}
+
+void workers_out_lock(workers_region *r) {
+  /* the owner died mid-write: at worst its line is cut short, which readers skip */
+  if (pthread_mutex_lock(&r->out_mu) == EOWNERDEAD) pthread_mutex_consistent(&r->out_mu);
+}
+
+void workers_out_unlock(workers_region *r) {
+  pthread_mutex_unlock(&r->out_mu);
 }

@@ -2,15 +2,19 @@
  * region before it forks; each worker runs the script in its own Lua state and event
  * loop (nothing of Lua is shared), and the limiters it makes, in the same order in every
  * worker, are the same limiters: their GCRA schedules live here, under one process-shared
- * mutex, so N workers together keep the declared rate exactly. */
+ * mutex, so N workers together keep the declared rate exactly. Each worker also leaves
+ * its figures here at exit, for the parent's run-wide summary, and writes its --events
+ * lines under a second lock, so that lines from different workers never interleave. */
 #ifndef PACER_WORKERS_H
 #define PACER_WORKERS_H
 #include "core/gcra.h"
+#include <stddef.h>
 #include <stdint.h>
 
 #define WORKERS_MAX      64
 #define WORKERS_LIMITERS 256 /* shared limiters a run may make */
 #define WORKERS_RULES    8
+#define WORKERS_REPORT   (256 * 1024) /* a worker's figures at exit (pacer.run.workers) */
 
 /* One limiter's schedule, as every worker sees it. */
 typedef struct shared_limiter {
@@ -33,4 +37,15 @@ shared_limiter *workers_slot(workers_region *r, int i);
  * A worker that died holding it leaves it usable to the others. */
 void workers_lock(workers_region *r);
 void workers_unlock(workers_region *r);
+
+/* Worker k (1..N) leaves its figures for the parent. Returns 0, or -1 when they are
+ * longer than WORKERS_REPORT (nothing is kept: the parent counts them missing). */
+int workers_put_report(workers_region *r, int k, const char *data, size_t len);
+/* Worker k's figures and their length, or NULL when it left none (it died first). Only
+ * for the parent, once worker k has been reaped. */
+const char *workers_get_report(workers_region *r, int k, size_t *len);
+
+/* The lock around one output line (--events): taken by a worker for one write(2). */
+void workers_out_lock(workers_region *r);
+void workers_out_unlock(workers_region *r);
 #endif

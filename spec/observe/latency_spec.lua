@@ -83,4 +83,22 @@ mock:close()
     for _, k in ipairs{"limiter", "slot", "retry", "server"} do assert.is_number(s.time[k]) end
     assert.is_number(s.lateness.p99)
   end)
+
+  it("a histogram dumped through JSON and loaded back merges to the same percentiles", function()
+    local hist = require "pacer.c.hist"
+    local a, b, all = hist.new(), hist.new(), hist.new()
+    for i = 1, 500 do
+      a:record(i / 1e4)
+      b:record(i / 1e3)
+      all:record(i / 1e4)
+      all:record(i / 1e3)
+    end
+    local merged = hist.new()
+    for _, h in ipairs{a, b} do merged:merge(hist.load(pacer.json.decode(pacer.json.encode(h:dump())))) end
+    assert.are.same(all:summary(), merged:summary())
+    assert.are.equal("pacer.hist: load: bucket pair 1 is not an index (0..2175) and a count",
+      H.message(function() hist.load{count = 1, sum = 0, min = 0, max = 0, buckets = {9999, 1}} end))
+    assert.are.equal("pacer.hist: load: 'count' must be a whole number in [0.0, 9e+15]",
+      H.message(function() hist.load{count = -1} end))
+  end)
 end)

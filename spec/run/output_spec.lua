@@ -172,6 +172,38 @@ mock:close()
     assert.is_true(attempts >= 6, "attempts " .. attempts)
   end)
 
+  it("--events - and --stats - write to stdout, in order with what the script prints", function()
+    local dir = os.tmpname()
+    os.remove(dir)
+    os.execute("mkdir -p " .. dir)
+    local script = H.script([[
+local mock = pacer.mock{}
+print("before")
+assert(pacer.request{url = mock.url .. "/v2/numbers"})
+print("after")
+mock:close()
+]])
+    -- run from an empty directory: nothing named '-' may appear in it
+    local out = dir .. "/out"
+    local pacer_bin = H.PACER:sub(1, 1) == "/" and H.PACER or os.getenv("PWD") .. "/" .. H.PACER
+    local _, _, code = os.execute(string.format("cd %s && timeout 30 %s -q --events - --stats - %s >%s 2>&1", dir,
+      H.q(pacer_bin), H.q(script), out))
+    local text = H.read_file(out)
+    os.remove(out)
+    local left = H.read_file(dir .. "/-")
+    os.execute("rm -rf " .. dir)
+    assert.are.equal(0, code, text)
+    assert.is_nil(left)
+    local lines = {}
+    for l in text:gmatch("[^\n]+") do lines[#lines + 1] = l end
+    assert.are.equal(5, #lines, text)
+    assert.are.equal("before", lines[1])
+    assert.is_table(pacer.json.decode(lines[2]).run)
+    assert.are.equal(200, pacer.json.decode(lines[3]).status)
+    assert.are.equal("after", lines[4])
+    assert.are.equal(1, pacer.json.decode(lines[5]).requests)
+  end)
+
   it("says when a high ratio came from latency or concurrency, not the rate", function()
     local script = H.script([[
 local m = pacer.mock{latency = "50ms"}

@@ -34,6 +34,27 @@ print(string.format("worker %%d of %%d done", pacer.worker.id, pacer.worker.coun
 ]], n, limit:gsub("URL", url)))
 end
 
+-- How many requests for `path` the mock answered 200.
+local function answered(recs, path)
+  local n = 0
+  for _, r in ipairs(recs) do
+    if r.path == path and r.status == 200 then n = n + 1 end
+  end
+  return n
+end
+
+-- A script getting /v2/numbers N times through pacer.each, at a declared 20/s;
+-- TAIL runs after.
+local function get_script(url, n, tail)
+  return H.script(string.format([[
+local api = pacer.client{base_url = %q, rate = "20/s", retry = {max_tries = 1}}
+local list = {}
+for i = 1, %d do list[i] = i end
+pacer.each(list, function() assert(api:get("/v2/numbers")) end, {progress = false})
+%s
+]], url, n, tail))
+end
+
 describe("pacer --workers", function()
   teardown(H.remove_scripts)
 
@@ -161,12 +182,150 @@ print(pacer.worker.id .. "/" .. pacer.worker.count .. ": " .. table.concat(got, 
       assert.are.equal(2, r.code)
       assert.is_true(H.has(r.stderr, bad[2]), r.stderr)
     end
-    local r = H.run_pacer({"--workers", "2", "--stats", os.tmpname(), "-e", "print(1)"})
+    local r = H.run_pacer({"--workers", "2", "--metrics", "127.0.0.1:0", "-e", "print(1)"})
     assert.are.equal(2, r.code)
-    assert.matches("%-%-workers does not go with '%-%-stats'", r.stderr)
+    assert.matches("%-%-workers does not go with '%-%-metrics'", r.stderr)
     r = H.run_pacer({"--workers", "2", "mock"})
     assert.are.equal(2, r.code)
     assert.matches("does not go with 'mock'", r.stderr)
+  end)
+
+  it("the parent prints one summary of the whole run, last, with the pace ratio", function()
+    local mock = H.mock_process("--rate 1000/s")
+    local r = H.run_pacer({"--workers", "2", get_script(mock.url, 30, "")}, {timeout = 60})
+    local got = answered(mock.requests(), "/v2/numbers")
+    mock:stop()
+    assert.are.equal(0, r.code, r.stderr)
+    assert.are.equal(30, got)
+    assert.matches("pacer: worker 1 of 2: 15 requests in", r.stderr)
+    assert.matches("pacer: worker 2 of 2: 15 requests in", r.stderr)
+    local all = r.stderr:match("\n(pacer: all 2 workers: .*)$")
+    assert.is_string(all, r.stderr)
+    for l in all:gmatch("[^\n]+") do assert.matches("^pacer: all 2 workers: ", l) end -- the run's lines come last
+    assert.matches("^pacer: all 2 workers: 30 requests in [%d.]+s: 30 ok, 0 failed, 0 retries, 0 throttled", all)
+    assert.matches("by status: 200×30\n", all)
+    assert.matches("latency p50 [%d.]+%S*s, p90", all)
+    assert.matches("quota left at http://127.0.0.1:%d+: %d+ of 1000,", all) -- whole numbers, as one process says
+    -- 30 requests at a shared 20/s, the first free: about 1.45 s against N/R = 1.5 s
+    local ratio = tonumber(all:match("vs ideal N/R 1%.50s at 20/s: ratio ([%d.]+)"))
+    assert.is_number(ratio, all)
+    assert.is_true(ratio > 0.9 and ratio < 1.3, all)
+  end)
+
+  it("--stats: a JSON line per worker, then the run's, whose counts are their sums", function()
+    local mock = H.mock_process("--rate 1000/s")
+    local stats = os.tmpname()
+    local r = H.run_pacer({"--workers", "2", "-q", "--stats", stats, get_script(mock.url, 30, "")}, {timeout = 60})
+    mock:stop()
+    local lines = {}
+    for l in io.lines(stats) do lines[#lines + 1] = pacer.json.decode(l) end
+    os.remove(stats)
+    assert.are.equal(0, r.code, r.stderr)
+    assert.are.equal("", r.stderr) -- -q: no summary, not even the run's
+    assert.are.equal(3, #lines)
+    assert.are.same({1, 2, 0}, {lines[1].worker, lines[2].worker, lines[3].worker})
+    local run = lines[3]
+    assert.are.equal(2, run.workers)
+    assert.are.equal(lines[1].requests + lines[2].requests, run.requests)
+    assert.are.equal(30, run.requests)
+    assert.are.equal(30, run.ok)
+    assert.are.equal(30, run.by_status["200"])
+    assert.are.equal(30, run.latency.count)
+    assert.are.equal(math.max(lines[1].latency.max, lines[2].latency.max), run.latency.max)
+    assert.are.equal(20, run.rate)
+    assert.are.equal(1.5, run.ideal)
+    assert.is_nil(run.missing)
+    assert.are.equal("ok", run.outcome)
+  end)
+
+  it("--stats - writes the lines on stdout, after the script's own output", function()
+    local r = H.run_pacer({"--workers", "2", "-q", "--stats", "-", "-e", "print('hello from ' .. pacer.worker.id)"})
+    assert.are.equal(0, r.code, r.stderr)
+    local json = {}
+    for l in r.stdout:gmatch("[^\n]+") do
+      if l:sub(1, 1) == "{" then json[#json + 1] = pacer.json.decode(l) else assert.matches("^hello from %d$", l) end
+    end
+    assert.matches("^hello from %d\nhello from %d\n{", r.stdout)
+    assert.are.equal(3, #json)
+    assert.are.equal(0, json[3].worker)
+    assert.are.equal(0, json[3].requests)
+  end)
+
+  it("a worker killed before it could report: the run's figures say they are missing, not 0", function()
+    local mock = H.mock_process("--rate 1000/s")
+    local stats = os.tmpname()
+    local script = get_script(mock.url, 30, [[
+if pacer.worker.id == 2 then os.execute("kill -KILL " .. require("pacer.c.proc").pid()); pacer.sleep(10) end]])
+    local r = H.run_pacer({"--workers", "2", "--stats", stats, script}, {timeout = 60})
+    local got = answered(mock.requests(), "/v2/numbers")
+    mock:stop()
+    local lines = {}
+    for l in io.lines(stats) do lines[#lines + 1] = pacer.json.decode(l) end
+    os.remove(stats)
+    assert.are.equal(137, r.code, r.stderr)
+    assert.are.equal(30, got) -- worker 2 sent its 15: they are what the summary cannot count
+    assert.matches("pacer: worker 2 of 2 was killed by signal 9", r.stderr)
+    assert.matches("\npacer: 1 of 2 workers: 15 requests in", r.stderr)
+    assert.matches("\npacer: 1 of 2 workers: the figures of worker 2 are missing, not counted above %(worker 2: "
+      .. "killed by signal 9%)\n$", r.stderr)
+    assert.is_nil(r.stderr:match("ratio")) -- no N/R from half the run
+    assert.are.equal(2, #lines) -- worker 1's and the run's
+    assert.are.same({2}, lines[2].missing)
+    assert.are.equal(15, lines[2].requests)
+    assert.are.equal("error", lines[2].outcome)
+    assert.is_nil(lines[2].ratio)
+  end)
+
+  it("--events: the parent's run marker, then each worker's attempts, a JSON object a line with its worker", function()
+    local mock = H.mock_process("--rate 1000/s")
+    local events = os.tmpname()
+    local r = H.run_pacer({"--workers", "2", "-q", "--events", events, get_script(mock.url, 30, "")}, {timeout = 60})
+    mock:stop()
+    local lines = {}
+    for l in io.lines(events) do lines[#lines + 1] = pacer.json.decode(l) end
+    assert.are.equal(0, r.code, r.stderr)
+    assert.are.equal(31, #lines)
+    assert.are.equal(2, lines[1].run.workers) -- one marker for the run, first
+    local by = {}
+    for i = 2, #lines do
+      local e = lines[i]
+      assert.is_nil(e.run)
+      assert.are.equal(200, e.status)
+      by[e.worker] = (by[e.worker] or 0) + 1
+    end
+    assert.are.same({15, 15}, by)
+    local svg = events .. ".svg"
+    r = H.run_pacer({"report", events, "-o", svg})
+    os.remove(events)
+    os.remove(svg)
+    assert.are.equal(0, r.code, r.stderr)
+    assert.matches("30 attempts", r.stdout .. r.stderr) -- both workers' lines are one run
+  end)
+
+  it("--events - through a slow pipe: lines longer than PIPE_BUF from 3 workers are never cut", function()
+    local mock = H.mock_process("--rate 5000/s")
+    local script = H.script(string.format([[
+local api = pacer.client{base_url = %q, retry = {max_tries = 1}, concurrency = 8}
+local list = {}
+for i = 1, 60 do list[i] = i end
+local pad = string.rep("x", 5000) -- each line about 5.2 KB: more than PIPE_BUF (4 KB)
+pacer.each(list, function(i) assert(api:get("/v2/numbers", {query = {pad = pad, i = i}})) end, {progress = false})
+]], mock.url))
+    local out = os.tmpname()
+    -- the reader sleeps first: the pipe fills, and writers wait in the middle of a line
+    local _, _, code = os.execute(string.format("timeout 60 sh -c '%s --workers 3 -q --events - %s | (sleep 1; cat) > %s'",
+      H.PACER, script, out))
+    mock:stop()
+    local n, cut = 0, 0
+    for l in io.lines(out) do
+      n = n + 1
+      local ok, e = pcall(pacer.json.decode, l)
+      if not ok or type(e) ~= "table" then cut = cut + 1 end
+    end
+    os.remove(out)
+    assert.are.equal(0, code)
+    assert.are.equal(61, n)
+    assert.are.equal(0, cut)
   end)
 
   it("pacer.job says it does not run under --workers yet", function()

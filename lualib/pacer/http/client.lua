@@ -87,7 +87,10 @@ local function setup_pacing(self, o)
     end
   end
   if self.limiter and self.limiter.state and not o.keys then
-    table.insert(stats.run.rates, self.limiter:state().rate)
+    local st = self.limiter:state()
+    table.insert(stats.run.rates, st.rate)
+    -- a limiter of each worker's own (shared = false): the run's rate is N times it
+    stats.run.per_worker[#stats.run.rates] = st.shared == false or nil
   end
   if o.adaptive and o.keys then
     opts.raise("pacer.client: adaptive = true does not go with keys: each key already follows its own quota")

@@ -4,6 +4,7 @@ local task = require "pacer.c.task"
 local options = require "pacer.c.cmdline"
 local log = require "pacer.base.log"
 local proc = require "pacer.c.proc"
+local linefile = require "pacer.c.linefile"
 local url = require "pacer.base.url"
 local timing = require "pacer.observe.timing"
 
@@ -19,27 +20,32 @@ M.new = new
 M.run = new()
 M.run.started = task.now()
 M.run.rates = {} -- declared rates, per second
+M.run.per_worker = {} -- [i] = true: rates[i] is of a limiter each worker has for itself
 M.run.clients = setmetatable({}, {__mode = "k"}) -- for the quota left at exit
 
-local events -- file handle for --events, opened on first use (main.c checked it can be)
+local events -- the --events file (pacer.c.linefile), opened on first use (main.c checked it can be)
 local events_broken = false
 
--- Appends one line to --events. The log is a record of the run, not part of it: a
--- failure to write warns once and the run goes on (a request's result never changes).
+-- Appends one line to --events ("-": stdout), whole, even when the workers of
+-- --workers N all append to the one file (pacer.c.linefile says how). The log is a
+-- record of the run, not part of it: a failure to write warns once and the run goes
+-- on (a request's result never changes).
 local function log_event(e)
   if events_broken then return end
+  local workers = options.workers or 1
   if not events then
-    local f, err = io.open(options.events, "a")
+    local f, err = linefile.open(options.events)
     if not f then
       events_broken = true
       return log.warn("--events: cannot open %s; no more events are written", err)
     end
     events = f
-    -- a run marker: the file is appended to, so several runs can share one log
-    events:write(cjson.encode{run = {started = task.wall(), pid = proc.pid()}}, "\n")
+    -- a run marker: the file is appended to, so several runs can share one log; under
+    -- --workers the parent wrote the run's one marker before it forked (host/spawn.c)
+    if workers == 1 then events:write(cjson.encode{run = {started = task.wall(), pid = proc.pid()}}) end
   end
-  local ok, err = events:write(cjson.encode(e), "\n")
-  if ok then ok, err = events:flush() end -- a line at a time, and its failure seen now
+  if workers > 1 then e.worker = options.worker end
+  local ok, err = events:write(cjson.encode(e))
   if not ok then
     events_broken = true
     log.warn("--events: cannot write to %s: %s; no more events are written", options.events, tostring(err))

@@ -31,13 +31,18 @@ function M.summary(how)
   local t = timing.report(run.timing)
   s.latency, s.lateness, s.time = t.latency, t.lateness, t.time
   -- under --workers the rate is shared and no worker knows how much of it the others
-  -- took: a worker's own N/R ratio would say nothing
-  if #run.rates == 1 and run.ok + run.failed > 0 and (options.workers or 1) == 1 then
-    s.rate = run.rates[1]
-    s.ideal = (run.ok + run.failed) / run.rates[1]
-    s.ratio = makespan / s.ideal
-  end
+  -- took: a worker's own N/R ratio would say nothing (the parent's summary has one)
+  if #run.rates == 1 and (options.workers or 1) == 1 then M.pace(s, run.rates[1]) end
   return s
+end
+
+-- Sets s.rate, s.ideal (N/R) and s.ratio (makespan against N/R) for a run whose one
+-- declared rate is `rate` per second, when any request ended.
+function M.pace(s, rate)
+  if s.ok + s.failed == 0 then return end
+  s.rate = rate
+  s.ideal = (s.ok + s.failed) / rate
+  s.ratio = s.makespan / s.ideal
 end
 
 -- Why a ratio is well above 1, when the rate is not what held the run back: requests
@@ -73,6 +78,7 @@ local function timing_lines(s)
     .. "%.2fs, the server %.2fs", t.limiter, t.slot, t.retry, t.server)
 end
 
+-- The summary of s, a paragraph of lines each starting "pacer: ".
 local function line(s)
   local codes = {}
   for code, n in pairs(s.by_status) do codes[#codes + 1] = code .. "×" .. n end
@@ -104,34 +110,52 @@ local function line(s)
   end
   return out
 end
+M.line = line
+
+-- Lines of `out` said to be about `whose`: "pacer: worker 2 of 3: ..." for each line.
+function M.tagged(out, whose)
+  return ("\n" .. out):gsub("\npacer: ", "\npacer: " .. whose .. ": "):sub(2)
+end
 
 -- At exit (how: "ok" | "error" | "interrupted" | "exit"): --stats, the summary line,
 -- the thresholds. Returns the exit status of a run that otherwise ended well: 99 when a
--- threshold was crossed, 1 when items failed, else 0.
+-- threshold was crossed, 1 when items failed, else 0; and under --workers, this
+-- worker's figures for the parent's run-wide summary (host.c hands them over).
 function M.at_exit(how)
   if package.loaded["pacer.limiter.sqlite"] then package.loaded["pacer.limiter.sqlite"].save_all() end
   local s = M.summary(how)
   local checked = threshold.check_all(s)
   if #checked > 0 then s.thresholds = checked end
-  if options.stats then
-    local f, err = io.open(options.stats, "w")
-    local ok = f and f:write(cjson.encode(s), "\n")
-    if f then ok = f:close() and ok end
-    if not ok then io.stderr:write("pacer: warning: --stats: cannot write ", tostring(err or options.stats), "\n") end
+  local workers = options.workers or 1
+  if options.stats and workers == 1 then -- under --workers the parent writes it
+    M.write_stats({s})
   end
   if (options.verbosity or 0) >= 0 and (s.requests > 0 or how == "interrupted") then
     local out = line(s)
-    if (options.workers or 1) > 1 then -- whose summary it is
-      local tag = ("\npacer: worker %d of %d: "):format(options.worker, options.workers)
-      out = ("\n" .. out):gsub("\npacer: ", tag):sub(2)
-    end
+    if workers > 1 then out = M.tagged(out, ("worker %d of %d"):format(options.worker, workers)) end
     io.stderr:write(out, "\n")
   end
   local failed = failures.line()
   if failed then io.stderr:write(failed, "\n") end -- even with -q: it sets the exit status
   local crossed = threshold.report(checked) -- even with -q: it sets the exit status
-  if crossed then return 99 end
-  return failed and 1 or 0
+  local figures = workers > 1 and require("pacer.run.workers").figures(s, stats.run) or nil
+  if crossed then return 99, figures end
+  return failed and 1 or 0, figures
+end
+
+-- Writes --stats: each summary of `list` as one JSON line (one, but for --workers);
+-- "-" is stdout. A failure is a warning: the run's results stand.
+function M.write_stats(list)
+  local f, err = io.stdout, nil
+  if options.stats ~= "-" then f, err = io.open(options.stats, "w") end
+  local ok = f ~= nil
+  for _, s in ipairs(list) do ok = ok and f:write(cjson.encode(s), "\n") end
+  if f == io.stdout then
+    ok = f:flush() and ok
+  elseif f then
+    ok = f:close() and ok
+  end
+  if not ok then io.stderr:write("pacer: warning: --stats: cannot write ", tostring(err or options.stats), "\n") end
 end
 
 return M
