@@ -11,11 +11,12 @@
 #define HOLD_EARLY   500000LL    /* ... which hands the transfer to libcurl this much before it */
 #define LEAD_MAX     1000000LL   /* 1 ms: a grant ahead of its slot by more would be held too long */
 #define MARGIN_MIN                                                                                                     \
-  1000000LL                   /* 1 ms: a burst > 1 gives up 1 % of its tolerance (at least                             \
-                               * this, at most half), once, to cover a server that times                               \
-                               * arrivals later than we time sends (its first one most) */
-#define MARGIN_1_MAX 50000LL  /* 50 us: for a burst of 1, added to every interval */
-#define STALL_MIN    250000LL /* 250 us: an answer later than usual by less is no stall */
+  1000000LL                    /* 1 ms: a burst > 1 gives up 1 % of its tolerance (at least                            \
+                                * this, at most half), once, to cover a server that times                              \
+                                * arrivals later than we time sends (its first one most) */
+#define MARGIN_1_MAX 50000LL   /* 50 us: for a burst of 1, added to every interval */
+#define PRECISE_MIN  1000000LL /* 1 ms: burst-1 intervals from here up have their writes timed */
+#define STALL_MIN    250000LL  /* 250 us: an answer later than usual by less is no stall */
 
 typedef struct sp_rule {
   int64_t interval;  /* the rule's T (plus margin_1 for a burst of 1) */
@@ -301,7 +302,7 @@ static int64_t burst1_interval(const sendpace *sp) {
 
 int sendpace_precise(const sendpace_claims *c) {
   for (int k = 0; k < c->n; k++)
-    if (c->sp[k]->grant_rules && burst1_interval(c->sp[k])) return 1;
+    if (c->sp[k]->grant_rules && burst1_interval(c->sp[k]) >= PRECISE_MIN) return 1;
   return 0;
 }
 

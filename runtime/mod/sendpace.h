@@ -76,7 +76,9 @@ void sendpace_queue(sendpace_claims *c);
  * its slot is further off than a spin may last (another transfer or worker took it):
  * nothing was recorded, and the caller holds the transfer again. */
 int64_t sendpace_send(sendpace_claims *c);
-/* A limiter of the transfer has a rule with a burst of 1: it wants sendpace_wire. */
+/* A limiter of the transfer has a rule with a burst of 1 and an interval of 1 ms or more
+ * (up to 1,000/s): it wants sendpace_wire. Faster ones (an adaptive limiter's "no limit
+ * known yet") are not worth libcurl's verbose text on every request. */
 int sendpace_precise(const sendpace_claims *c);
 /* The request's header was written (libcurl's debug callback, CURLINFO_HEADER_OUT): a
  * write later than sendpace_send (the process was preempted in between, say) moves the
