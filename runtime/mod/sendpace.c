@@ -15,6 +15,7 @@
                                 * this, at most half), once, to cover a server that times                              \
                                 * arrivals later than we time sends (its first one most) */
 #define MARGIN_1_MAX 50000LL   /* 50 us: for a burst of 1, added to every interval */
+#define FINE_NS      100000LL  /* burst-1 intervals under 100 us (over 10,000/s): no lead, no stall rule */
 #define PRECISE_MIN  1000000LL /* 1 ms: burst-1 intervals from here up have their writes timed */
 #define STALL_MIN    250000LL  /* 250 us: an answer later than usual by less is no stall */
 
@@ -191,9 +192,15 @@ static int64_t send_wait(const sendpace *sp, int64_t now, int64_t ahead, int64_t
   return w;
 }
 
-static int cmp64(const void *a, const void *b) {
-  int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-  return (x > y) - (x < y);
+/* A sorted copy of a ring of n samples into out (insertion sort: n <= 32, and twice a
+ * request; qsort's callbacks cost more than the sort here). */
+static void sorted(const int64_t *ring, int n, int64_t *out) {
+  for (int i = 0; i < n; i++) {
+    int64_t v = ring[i];
+    int j = i;
+    for (; j > 0 && out[j - 1] > v; j--) out[j] = out[j - 1];
+    out[j] = v;
+  }
 }
 
 /* The lead for rules with a burst of 1: a high quantile of recent grant-to-wire times,
@@ -203,7 +210,7 @@ static void learn_lead(sendpace *sp, int64_t sample) {
   int64_t min_interval = INT64_MAX;
   for (int i = 0; i < sp->nrules; i++)
     if (sp->rules[i].tolerance == 0 && sp->rules[i].interval < min_interval) min_interval = sp->rules[i].interval;
-  if (min_interval == INT64_MAX) {
+  if (min_interval == INT64_MAX || min_interval < FINE_NS) { /* none, or too fine for a lead to matter */
     sp->lead = 0;
     return;
   }
@@ -211,8 +218,7 @@ static void learn_lead(sendpace *sp, int64_t sample) {
   sp->next_sample = (sp->next_sample + 1) % SENDPACE_LEAD_SAMPLES;
   if (sp->nsamples < SENDPACE_LEAD_SAMPLES) sp->nsamples++;
   int64_t s[SENDPACE_LEAD_SAMPLES];
-  memcpy(s, sp->samples, (size_t)sp->nsamples * sizeof s[0]);
-  qsort(s, (size_t)sp->nsamples, sizeof s[0], cmp64);
+  sorted(sp->samples, sp->nsamples, s);
   int64_t q = s[(sp->nsamples * 7) / 8];
   int64_t cap = min_interval / 2 < LEAD_MAX ? min_interval / 2 : LEAD_MAX;
   sp->lead = q < cap ? q : cap;
@@ -346,7 +352,7 @@ void sendpace_answered(sendpace_claims *c) {
   sync_claims(c, 0);
   for (int k = 0; k < c->n; k++) {
     sendpace *sp = c->sp[k];
-    if (!sp->grant_rules || !burst1_interval(sp)) continue;
+    if (!sp->grant_rules || burst1_interval(sp) < FINE_NS) continue;
     sp->rtts[sp->next_rtt] = rtt;
     sp->next_rtt = (sp->next_rtt + 1) % SENDPACE_LEAD_SAMPLES;
     if (sp->nrtts < SENDPACE_LEAD_SAMPLES) sp->nrtts++;
@@ -354,8 +360,7 @@ void sendpace_answered(sendpace_claims *c) {
     int64_t beyond = rtt;                      /* the first answers (a new connection's among them): all of it */
     if (sp->nrtts >= 8) {
       int64_t s[SENDPACE_LEAD_SAMPLES];
-      memcpy(s, sp->rtts, (size_t)sp->nrtts * sizeof s[0]);
-      qsort(s, (size_t)sp->nrtts, sizeof s[0], cmp64);
+      sorted(sp->rtts, sp->nrtts, s);
       /* beyond the usual spread (twice the median's excess over the fastest, at least
        * STALL_MIN), the server may have timed the request as late as the whole excess
        * over the fastest answer (it woke late, then answered at once: seen here); at

@@ -123,7 +123,7 @@ function M.send(r, sender, p)
       return nil, err
     end
     stats.attempt(sinks, r, n, res and res.status, err, wait + paced, res and res.elapsed or err.elapsed,
-      res and res.quota, sender.rate and sender:rate())
+      res and res.quota, sender)
     local elapsed = task.now() - started
     local delay, why
     if again and n < max_tries + (sender.again_budget or 0) then

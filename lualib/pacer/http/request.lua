@@ -54,6 +54,24 @@ local function check_header(where, name, value)
 end
 M.check_header = check_header
 
+-- Adds one header to prepare()'s hdr (lower-cased name -> value), order (lower-cased
+-- names as first seen) and names (the spelling last given).
+local function add_header(where, hdr, order, names, k, v)
+  local name, value = check_header(where, k, v)
+  local lk = name:lower()
+  if hdr[lk] == nil then order[#order + 1] = lk end
+  hdr[lk] = value
+  names[lk] = name
+end
+
+-- A duration option of a request, or its client's default (seconds, as opts.check left it).
+local function duration(where, o, base, k)
+  local v = o[k]
+  if v == nil then v = base[k] end
+  if v ~= nil and v <= 0 then opts.raise("%s: option '%s' must be greater than 0", where, k) end
+  return v
+end
+
 -- Builds the wire request from options o, with client defaults `base` (may be nil).
 -- Returns {method, url, headers = {"Name: value"}, hdr = {lower = value}, body, ...}.
 function M.prepare(where, o, base)
@@ -83,29 +101,26 @@ function M.prepare(where, o, base)
   -- hdr: lower-cased name -> value; order: lower-cased names as first seen; names: the
   -- spelling last given
   local hdr, order, names = {}, {}, {}
-  local function add(k, v)
-    local name, value = check_header(where, k, v)
-    local lk = name:lower()
-    if hdr[lk] == nil then order[#order + 1] = lk end
-    hdr[lk] = value
-    names[lk] = name
-  end
-  if base.headers then for k, v in pairs(base.headers) do add(k, v) end end
-  if o.headers then for k, v in pairs(o.headers) do add(k, v) end end
+  if base.headers then for k, v in pairs(base.headers) do add_header(where, hdr, order, names, k, v) end end
+  if o.headers then for k, v in pairs(o.headers) do add_header(where, hdr, order, names, k, v) end end
   if o.json ~= nil then
     local ok, body = pcall(cjson.encode, o.json)
     if not ok then opts.raise("%s: cannot encode 'json': %s", where, body) end
     r.body = body
-    if not hdr["content-type"] then add("Content-Type", "application/json") end
+    if not hdr["content-type"] then add_header(where, hdr, order, names, "Content-Type", "application/json") end
   elseif o.form then
     r.body = url.query(o.form)
-    if not hdr["content-type"] then add("Content-Type", "application/x-www-form-urlencoded") end
+    if not hdr["content-type"] then
+      add_header(where, hdr, order, names, "Content-Type", "application/x-www-form-urlencoded")
+    end
   else
     r.body = o.body
     -- say what raw bytes are, rather than let libcurl call them a form
-    if r.body and not hdr["content-type"] then add("Content-Type", "application/octet-stream") end
+    if r.body and not hdr["content-type"] then
+      add_header(where, hdr, order, names, "Content-Type", "application/octet-stream")
+    end
   end
-  if o.idempotency_key then add("Idempotency-Key", o.idempotency_key) end
+  if o.idempotency_key then add_header(where, hdr, order, names, "Idempotency-Key", o.idempotency_key) end
   if base.idempotency and not SAFE[r.method] and not hdr["idempotency-key"] then
     -- one per logical request, kept across retries; a function makes keys that also
     -- survive a restart (derived from what is sent, e.g. the recipient)
@@ -117,7 +132,7 @@ function M.prepare(where, o, base)
         opts.raise("%s: the idempotency function must return a non-empty string, got %s", where, type(key))
       end
     end
-    add("Idempotency-Key", key)
+    add_header(where, hdr, order, names, "Idempotency-Key", key)
   end
   local headers = {}
   for i, lk in ipairs(order) do headers[i] = names[lk] .. ": " .. hdr[lk] end
@@ -127,13 +142,8 @@ function M.prepare(where, o, base)
   end
   r.headers, r.hdr = headers, hdr
 
-  local function dur(k) -- seconds, as opts.check left them
-    local v = o[k]
-    if v == nil then v = base[k] end
-    if v ~= nil and v <= 0 then opts.raise("%s: option '%s' must be greater than 0", where, k) end
-    return v
-  end
-  r.timeout, r.connect_timeout = dur("timeout") or 30, dur("connect_timeout") or 10
+  r.timeout = duration(where, o, base, "timeout") or 30
+  r.connect_timeout = duration(where, o, base, "connect_timeout") or 10
   -- redirects are followed by http/redirect.lua, not libcurl (which would send every
   -- caller header to whatever origin a server names)
   local follow = o.follow

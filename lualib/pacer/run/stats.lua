@@ -52,8 +52,10 @@ local function log_event(e)
   end
 end
 
--- One attempt finished: a status or a transport error kind.
-function M.attempt(sinks, req, attempt, status, err, wait, elapsed, quota, rate)
+-- One attempt finished: a status or a transport error kind. The sender's pace
+-- (sender:rate(), if it has one) is asked only for an --events line: a limiter's state
+-- is not cheap to read on every attempt.
+function M.attempt(sinks, req, attempt, status, err, wait, elapsed, quota, sender)
   for _, s in ipairs(sinks) do
     s.requests = s.requests + 1
     if attempt > 1 then s.retries = s.retries + 1 end
@@ -67,7 +69,7 @@ function M.attempt(sinks, req, attempt, status, err, wait, elapsed, quota, rate)
   if options.events then
     log_event{t = task.wall(), method = req.method, url = url.redact(req.url), status = status,
       error = err and err.kind or nil, attempt = attempt, wait = wait, elapsed = elapsed,
-      quota = quota, rate = rate}
+      quota = quota, rate = sender and sender.rate and sender:rate() or nil}
   end
 end
 
