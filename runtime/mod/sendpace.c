@@ -14,7 +14,7 @@
   1000000LL                    /* 1 ms: a burst > 1 gives up 1 % of its tolerance (at least                            \
                                 * this, at most half), once, to cover a server that times                              \
                                 * arrivals later than we time sends (its first one most) */
-#define MARGIN_1_MAX 50000LL   /* 50 us: for a burst of 1, added to every interval */
+#define MARGIN_1_MAX 30000LL   /* 30 us: for a burst of 1, added to every interval */
 #define FINE_NS      100000LL  /* burst-1 intervals under 100 us (over 10,000/s): no lead, no stall rule */
 #define PRECISE_MIN  1000000LL /* 1 ms: burst-1 intervals from here up have their writes timed */
 #define STALL_MIN    250000LL  /* 250 us: an answer later than usual by less is no stall */
@@ -50,6 +50,7 @@ struct sendpace {
   int nwires, next_wire;
   int64_t last_sent; /* the latest send time */
   int64_t sent, spun_ns, early, stalls;
+  int64_t pushed;                   /* ns the wire and stall rules moved the send schedule later, in all */
   void (*sync)(void *arg, int out); /* --workers: the limiter's lock and shared schedule */
   void *sync_arg;
 };
@@ -76,10 +77,10 @@ void sendpace_rules(sendpace *sp, int nrules) {
     r->tolerance = g->tolerance - m;
     r->slack = m;
     /* a burst of 1 has no tolerance to spend on a server that times an arrival later
-     * than the one after it: each interval carries a little of its own (0.5 %, at most
-     * 50 us: nginx's own wake-up jitter on a shared machine; our side's, the time from
+     * than the one after it: each interval carries a little of its own (0.3 %, at most
+     * 30 us: nginx's own wake-up jitter on a shared machine; our side's, the time from
      * sendpace_send to the write, is measured by sendpace_wire) */
-    int64_t m1 = g->interval / 200 < MARGIN_1_MAX ? g->interval / 200 : MARGIN_1_MAX;
+    int64_t m1 = g->interval / 333 < MARGIN_1_MAX ? g->interval / 333 : MARGIN_1_MAX;
     r->interval = g->tolerance == 0 ? g->interval + m1 : g->interval;
     /* a rate change: what the sends still owe is rescaled, as the grant side does */
     if (old > 0 && r->tat > now) r->tat = now + (int64_t)((double)(r->tat - now) * ((double)r->interval / (double)old));
@@ -333,6 +334,7 @@ void sendpace_wire(sendpace_claims *c) {
     int64_t extra = late - fastest;
     if (extra > c->wire_extra) c->wire_extra = extra;
     if (extra <= 0) continue;
+    sp->pushed += extra;
     for (int i = 0; i < sp->nrules; i++) {
       sp_rule *r = &sp->rules[i];
       if (r->tolerance != 0) continue;
@@ -370,16 +372,21 @@ void sendpace_answered(sendpace_claims *c) {
       if (beyond <= (2 * usual > STALL_MIN ? 2 * usual : STALL_MIN)) continue;
     }
     sp->stalls++;
+    int64_t moved = 0;
     for (int i = 0; i < sp->nrules; i++) {
       sp_rule *r = &sp->rules[i];
       if (r->tolerance != 0) continue;
       int64_t extra = beyond < r->interval ? beyond : r->interval;
       int64_t floor = c->sent_at + c->wire_extra + r->interval + extra;
-      if (r->tat < floor) r->tat = floor;
+      if (r->tat < floor) {
+        if (floor - r->tat > moved) moved = floor - r->tat;
+        r->tat = floor;
+      }
       gcra *g = &sp->grant_rules[i];
       int64_t after = r->tat + sp->unsent * r->interval + r->slack;
       if (g->tat < after) g->tat = after;
     }
+    sp->pushed += moved;
   }
   sync_claims(c, 1);
 }
@@ -400,4 +407,5 @@ void sendpace_push_state(lua_State *L, const sendpace *sp) {
   bind_set_num(L, "spun", (double)sp->spun_ns / 1e9);
   bind_set_int(L, "early", sp->early);
   bind_set_int(L, "stalls", sp->stalls);
+  bind_set_num(L, "pushed", (double)sp->pushed / 1e9);
 }

@@ -79,6 +79,9 @@ describe("send spacing at a burst of 1", function()
     local n, min, close = gaps(mock, "/v2/numbers", 0.8 / R)
     assert.are.equal(N, n)
     assert.are.equal(0, close, string.format("%d gaps under %.1f ms (smallest %.2f ms)", close, 800 / R, min * 1e3))
+    -- the late answers moved the schedule, and the state says by how much
+    local st = api.limiter:state()
+    assert.is_true(st.stalls >= 1 and st.pushed > 0, string.format("stalls %s, pushed %s", st.stalls, st.pushed))
   end)
 
   it("holds for a Redis-shared limiter", function()
