@@ -129,8 +129,8 @@ void http_transfer_complete(transfer *tr, CURLcode code) {
   curl_easy_getinfo(tr->easy, CURLINFO_HTTP_VERSION, &version);
   (void)reqsize;
   int n;
+  long status = 0;
   if (code == CURLE_OK && !tr->too_large) {
-    long status = 0;
     curl_easy_getinfo(tr->easy, CURLINFO_RESPONSE_CODE, &status);
     lua_pushinteger(L, status);
     push_headers(L, tr);
@@ -164,7 +164,7 @@ void http_transfer_complete(transfer *tr, CURLcode code) {
     bind_set_bool(L, "sent", reqbytes > 0); /* was any of the request written? */
     bind_set_num(L, "elapsed", (double)total / 1e6);
   }
-  sendpace_answered(&tr->paced);
+  sendpace_answered(&tr->paced, status == 429);
   task *t = tr->task;
   http_transfer_free(tr);
   task_wake(t, n);

@@ -18,12 +18,15 @@
 #define FINE_NS      100000LL  /* burst-1 intervals under 100 us (over 10,000/s): no lead, no stall rule */
 #define PRECISE_MIN  1000000LL /* 1 ms: burst-1 intervals from here up have their writes timed */
 #define STALL_MIN    250000LL  /* 250 us: an answer later than usual by less is no stall */
+#define LEARN_PPM    2000      /* a refused burst-1 send adds 0.2 % to the interval, then doubles it */
+#define LEARN_MAX    20000     /* ... up to 2 %: a server that times arrivals that loosely */
 
 typedef struct sp_rule {
   int64_t interval;  /* the rule's T (plus margin_1 for a burst of 1) */
   int64_t tolerance; /* the rule's tau less the margin */
   int64_t slack;     /* grant-side tau minus ours: how much sooner grants may come */
   int64_t tat;       /* plain GCRA over the times requests went out */
+  int64_t learnt;    /* ppm of the interval added after the server refused (429) a send */
 } sp_rule;
 
 typedef struct grant {
@@ -81,7 +84,7 @@ void sendpace_rules(sendpace *sp, int nrules) {
      * 30 us: nginx's own wake-up jitter on a shared machine; our side's, the time from
      * sendpace_send to the write, is measured by sendpace_wire) */
     int64_t m1 = g->interval / 333 < MARGIN_1_MAX ? g->interval / 333 : MARGIN_1_MAX;
-    r->interval = g->tolerance == 0 ? g->interval + m1 : g->interval;
+    r->interval = g->tolerance == 0 ? g->interval + m1 + g->interval * r->learnt / 1000000 : g->interval;
     /* a rate change: what the sends still owe is rescaled, as the grant side does */
     if (old > 0 && r->tat > now) r->tat = now + (int64_t)((double)(r->tat - now) * ((double)r->interval / (double)old));
     if (old == 0) r->tat = INT64_MIN / 2;
@@ -347,7 +350,21 @@ void sendpace_wire(sendpace_claims *c) {
   sync_claims(c, 1);
 }
 
-void sendpace_answered(sendpace_claims *c) {
+/* The server refused a send at a burst of 1 (it timed the gap shorter than we did): the
+ * rule's interval grows a little, so a declared rate stops costing a 429 each time. */
+static void learn_refusal(sendpace *sp) {
+  int grew = 0;
+  for (int i = 0; i < sp->nrules; i++) {
+    sp_rule *r = &sp->rules[i];
+    if (r->tolerance != 0 || r->interval < FINE_NS || r->learnt >= LEARN_MAX) continue;
+    r->learnt = r->learnt ? 2 * r->learnt : LEARN_PPM;
+    if (r->learnt > LEARN_MAX) r->learnt = LEARN_MAX;
+    grew = 1;
+  }
+  if (grew) sendpace_rules(sp, sp->nrules);
+}
+
+void sendpace_answered(sendpace_claims *c, int refused) {
   if (!c->done || c->n == 0) return;
   /* (from the write when it was seen: the time to it is sendpace_wire's to judge) */
   int64_t now = loop_now_ns(), rtt = now - (c->wired ? c->wire_at : c->sent_at);
@@ -355,6 +372,7 @@ void sendpace_answered(sendpace_claims *c) {
   for (int k = 0; k < c->n; k++) {
     sendpace *sp = c->sp[k];
     if (!sp->grant_rules || burst1_interval(sp) < FINE_NS) continue;
+    if (refused) learn_refusal(sp);
     sp->rtts[sp->next_rtt] = rtt;
     sp->next_rtt = (sp->next_rtt + 1) % SENDPACE_LEAD_SAMPLES;
     if (sp->nrtts < SENDPACE_LEAD_SAMPLES) sp->nrtts++;
@@ -408,4 +426,8 @@ void sendpace_push_state(lua_State *L, const sendpace *sp) {
   bind_set_int(L, "early", sp->early);
   bind_set_int(L, "stalls", sp->stalls);
   bind_set_num(L, "pushed", (double)sp->pushed / 1e9);
+  int64_t learnt = 0;
+  for (int i = 0; i < sp->nrules; i++)
+    if (sp->rules[i].learnt > learnt) learnt = sp->rules[i].learnt;
+  bind_set_num(L, "margin", (double)learnt / 1e6);
 }

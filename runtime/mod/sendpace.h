@@ -86,8 +86,10 @@ int sendpace_precise(const sendpace_claims *c);
 void sendpace_wire(sendpace_claims *c);
 /* The answer came (at loop time now): an answer much later than the fastest seen says
  * the server (or the path) stalled, so it may have timed this request late; for rules
- * with a burst of 1 the next send is spaced from that later time. */
-void sendpace_answered(sendpace_claims *c);
+ * with a burst of 1 the next send is spaced from that later time. `refused` (a 429):
+ * the server timed a gap shorter than ours, so those rules' intervals grow (0.2 %,
+ * doubling to at most 2 %; state's `margin`). */
+void sendpace_answered(sendpace_claims *c, int refused);
 /* The transfer is over: claims that never reached the wire are given back; frees. */
 void sendpace_release(sendpace_claims *c);
 

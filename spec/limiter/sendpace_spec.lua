@@ -58,6 +58,7 @@ describe("send spacing at a burst of 1", function()
     -- and not slower for it: N requests at R/s take (N - 1)/R and a little
     assert.is_true(took < (N - 1) / R * 1.5, "took " .. took)
     assert.are.equal(N, api.limiter:state().sent)
+    assert.are.equal(0, api.limiter:state().margin) -- no 429: nothing learnt
   end)
 
   it("holds when the grant-to-wire time varies (a slow auth step)", function()
@@ -104,5 +105,19 @@ describe("send spacing at a burst of 1", function()
     local api = pacer.client{base_url = mock.url, limiter = lim, concurrency = 4, retry = false}
     local took = run(api, "/v2/numbers")
     assert.is_true(took < (N - 1) / R * 1.5, "took " .. took)
+  end)
+
+  it("a 429 at a burst of 1 widens the spacing: 0.2 %, doubling to at most 2 %", function()
+    local strict = pacer.mock{rate = (R // 2) .. "/s", burst = 1} -- refuses about half of them
+    local api = pacer.client{base_url = strict.url, rate = R .. "/s", concurrency = 4, retry = false}
+    local ok, err = pcall(run, api, "/v2/numbers")
+    local refused = 0
+    for _, r in ipairs(strict.requests) do
+      if r.status == 429 then refused = refused + 1 end
+    end
+    strict.close()
+    assert(ok, err)
+    assert.is_true(refused >= 5, refused .. " refused")
+    assert.are.equal(0.02, api.limiter:state().margin)
   end)
 end)
