@@ -93,6 +93,7 @@ void sendpace_answered(sendpace_claims *c, int refused);
 /* The transfer is over: claims that never reached the wire are given back; frees. */
 void sendpace_release(sendpace_claims *c);
 
-/* Sets sent=, lead=, spun=, early= (sends held again at the wire) on the table at the top of L. */
+/* Sets sent=, lead=, spun=, early= (sends held again at the wire), stalls=, pushed=,
+ * margin= on the table at the top of L. */
 void sendpace_push_state(lua_State *L, const sendpace *sp);
 #endif
