@@ -293,7 +293,7 @@ static int l_http(lua_State *L) {
   tr->task = t;
   tr->max_body = (size_t)(max_body > 0 ? max_body : 1);
   tr->easy = hm->npool > 0 ? hm->pool[--hm->npool] : curl_easy_init();
-  list_push(&hm->transfers, &tr->link);
+  http_transfer_track(hm, tr);
   if (!tr->easy) {
     http_transfer_free(tr);
     return luaL_error(L, "pacer.http: out of memory");

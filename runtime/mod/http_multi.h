@@ -18,6 +18,7 @@ typedef struct http_multi {
   CURLM *multi;
   struct event *timer;
   list_node transfers;  /* in flight, for shutdown and inflight() */
+  int ntransfers, peak; /* on transfers now; the most there ever were */
   CURL *pool[POOL_MAX]; /* reset easy handles kept for reuse: init is not cheap */
   int npool;
 } http_multi;
@@ -46,6 +47,8 @@ http_multi *http_multi_get(pacer_loop *loop, const char **why);
 /* Every CURLMcode goes through here: CURLM_OK is quiet, anything else is logged as a
  * warning naming the call. Returns mc. */
 CURLMcode http_multi_check(http_multi *hm, CURLMcode mc, const char *what);
+/* Puts a new transfer on hm->transfers (http_transfer_free takes it off). */
+void http_transfer_track(http_multi *hm, transfer *tr);
 /* Takes the transfer off the multi handle and frees it; its easy handle goes back to the
  * pool. Its task is not woken. */
 void http_transfer_free(transfer *tr);

@@ -155,6 +155,25 @@ describe("pacer.request against pacer.serve", function()
     assert.is_true(b.reused)
   end)
 
+  it("keeps its connections through a lull: 4000 GETs, 16 at a time, open at most 16", function()
+    -- (libcurl's own bound, 4 x the transfers on the multi at that moment, closed idle
+    -- connections whenever few were in flight: 17-33 were opened)
+    local ngx = H.nginx()
+    local api = pacer.client{concurrency = 16, retry = false}
+    local q = pacer.queue{}
+    for i = 1, 4000 do q:push(i) end
+    q:close()
+    local fresh, ok = 0, 0
+    q:work(16, function()
+      local r = assert(api:get(ngx.url .. "/small.txt"))
+      if r.status == 200 then ok = ok + 1 end
+      if not r.reused then fresh = fresh + 1 end
+    end)
+    ngx.stop()
+    assert.are.equal(4000, ok)
+    assert.is_true(fresh >= 1 and fresh <= 16, fresh .. " connections opened")
+  end)
+
   it("does not follow redirects unless follow = true", function()
     local res = assert(pacer.request{url = srv.url .. "/redirect", retry = false})
     assert.are.equal(302, res.status)
