@@ -341,6 +341,10 @@ static int l_http(lua_State *L) {
   curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
   curl_easy_setopt(e, CURLOPT_USERAGENT, "pacer/" PACER_VERSION);
   curl_easy_setopt(e, CURLOPT_HTTPHEADER, tr->headers);
+  if (!hm->proxy_env) { /* none to find: spares libcurl five getenv scans a request */
+    curl_easy_setopt(e, CURLOPT_PROXY, "");
+    curl_easy_setopt(e, CURLOPT_NOPROXY, "");
+  }
   curl_easy_setopt(e, CURLOPT_PREREQFUNCTION, cb_prereq);
   curl_easy_setopt(e, CURLOPT_PREREQDATA, tr);
   if (sendpace_precise(&tr->paced)) {

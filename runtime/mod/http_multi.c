@@ -92,12 +92,23 @@ static int cb_timer(CURLM *m, long timeout_ms, void *userp) {
   return 0;
 }
 
+/* Whether the environment names a proxy, as libcurl reads it (lower case, and upper
+ * case but for HTTP_PROXY, which a CGI server may set from a request's Proxy header). */
+static int proxy_in_env(void) {
+  static const char *const names[] = {"http_proxy", "https_proxy", "HTTPS_PROXY", "all_proxy",
+                                      "ALL_PROXY",  "no_proxy",    "NO_PROXY"};
+  for (size_t i = 0; i < sizeof names / sizeof *names; i++)
+    if (getenv(names[i])) return 1;
+  return 0;
+}
+
 http_multi *http_multi_get(pacer_loop *loop, const char **why) {
   if (loop->http) return loop->http;
   *why = "out of memory";
   http_multi *hm = calloc(1, sizeof *hm);
   if (!hm) return NULL;
   hm->loop = loop;
+  hm->proxy_env = proxy_in_env();
   list_init(&hm->transfers);
   hm->multi = curl_multi_init();
   hm->timer = evtimer_new(loop->base, on_timeout, hm);

@@ -19,6 +19,7 @@ typedef struct http_multi {
   struct event *timer;
   list_node transfers;  /* in flight, for shutdown and inflight() */
   int ntransfers, peak; /* on transfers now; the most there ever were */
+  int proxy_env;        /* a proxy variable was set at start: libcurl reads them itself */
   CURL *pool[POOL_MAX]; /* reset easy handles kept for reuse: init is not cheap */
   int npool;
 } http_multi;
