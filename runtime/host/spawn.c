@@ -91,6 +91,7 @@ int host_spawn(host_opts *o, int *is_parent) {
         if (pids[k] != p) continue;
         pids[k] = 0;
         live--;
+        workers_forget(o->shared, k + 1); /* its waiters, if it died with some, hold no one up */
         int c = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
         status[k] = WIFSIGNALED(st) ? -WTERMSIG(st) : c;
         if (WIFSIGNALED(st))

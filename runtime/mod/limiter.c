@@ -5,7 +5,9 @@
  * if its slot is further off than that, it is refused at once and takes nothing.
  * Under `pacer --workers N` a limiter is one of the run's shared limiters (see
  * sched/workers.h): each entry point reads the shared schedule in and writes it back
- * under the workers' lock, and the code between works on the local copy as it always did. */
+ * under the workers' lock, and the code between works on the local copy as it always did.
+ * Each worker keeps its own waiters and publishes what they ask for; a worker's first
+ * waiter lets an earlier or better-placed one of another worker go first. */
 #include "core/gcra.h"
 #include "core/units.h"
 #include "mod/sendpace.h"
@@ -19,8 +21,13 @@
 
 #define PACER_LIMITER "pacer.limiter"
 #define MAX_RULES     8
-#define NPRIO         9 /* priorities 1..9 */
+#define NPRIO         WORKERS_PRIO /* priorities 1..9 */
 #define DEFAULT_PRIO  5
+/* Another worker's first waiter whose timer is this far overdue: that worker is busy
+ * (or stopped) and the slot goes to the next in line rather than wait for it. */
+#define STALLED_NS 2000000
+/* How soon a waiter that let another worker's go first looks again, at the least. */
+#define DEFER_NS 200000
 
 typedef struct waiter {
   task *t;
@@ -46,6 +53,7 @@ typedef struct limiter {
   workers_region *region;
   int64_t gen;   /* the shared rules this copy holds (shared_limiter.gen) */
   int depth;     /* sync_in()s not yet matched by a sync_out() */
+  int me, count; /* this worker's place (0-based) among count */
   int rules_set; /* a rate change to publish at sync_out */
 } limiter;
 
@@ -72,10 +80,25 @@ static void sync_in(limiter *lim) {
   sendpace_load(lim->sp, s->send_tat);
 }
 
-/* Writes this copy's schedule back (and its rules after a rate change) and unlocks. */
+/* This worker's queue, as the others see it. */
+static void publish(limiter *lim) {
+  shared_queue *q = &lim->shm->queues[lim->me];
+  memcpy(q->units, lim->queued, sizeof q->units);
+  q->head_prio = 0;
+  for (int p = 0; p < NPRIO; p++) {
+    waiter *h = lim->head[p];
+    if (!h) continue;
+    q->head_prio = p + 1, q->head_since = h->since, q->head_cost = h->cost, q->head_due = lim->due;
+    break;
+  }
+}
+
+/* Writes this copy's schedule and queue back (and its rules after a rate change) and
+ * unlocks. */
 static void sync_out(limiter *lim) {
   if (!lim->shm || --lim->depth > 0) return;
   shared_limiter *s = lim->shm;
+  publish(lim);
   if (lim->rules_set) {
     s->nrules = lim->nrules;
     memcpy(s->rules, lim->rules, sizeof s->rules);
@@ -150,11 +173,46 @@ static int first_prio(limiter *lim) {
   return -1;
 }
 
-/* Units queued by waiters of priority <= p (0-based). */
+/* Units queued by waiters of priority <= p (0-based), every worker's (call synced in). */
 static int64_t queued_upto(limiter *lim, int p) {
   int64_t u = 0;
   for (int i = 0; i <= p; i++) u += lim->queued[i];
+  if (!lim->shm) return u;
+  for (int k = 0; k < lim->count; k++)
+    if (k != lim->me)
+      for (int i = 0; i <= p; i++) u += lim->shm->queues[k].units[i];
   return u;
+}
+
+/* Another worker's first waiter that is to go before this worker's (priority p, queued
+ * at since), or NULL: a better priority, or the same one queued earlier, whose worker is
+ * not stalled (call synced in). */
+static const shared_queue *ahead_of(limiter *lim, int p, int64_t since, int64_t now) {
+  if (!lim->shm) return NULL;
+  const shared_queue *first = NULL;
+  int me = lim->me;
+  for (int k = 0; k < lim->count; k++) {
+    const shared_queue *q = &lim->shm->queues[k];
+    if (k == me || q->head_prio == 0 || q->head_due < now - STALLED_NS) continue;
+    int qp = q->head_prio - 1;
+    if (qp < p || (qp == p && (q->head_since < since || (q->head_since == since && k < me)))) {
+      if (!first || qp < first->head_prio - 1 || (qp == first->head_prio - 1 && q->head_since < first->head_since))
+        first = q;
+    }
+  }
+  return first;
+}
+
+/* Nanoseconds until n units conform once `before` units went at t (a waiter ahead). */
+static int64_t wait_after(limiter *lim, int64_t t, int64_t before, int64_t n) {
+  int64_t w = 0;
+  for (int i = 0; i < lim->nrules; i++) {
+    gcra g = lim->rules[i];
+    gcra_commit_n(&g, t, before);
+    int64_t x = gcra_wait_n(&g, t, n);
+    if (x > w) w = x;
+  }
+  return w;
 }
 
 static waiter *pop(limiter *lim, int p) {
@@ -188,6 +246,13 @@ static void on_slot(evutil_socket_t fd, short what, void *arg) {
     int64_t w = wait_ns(lim, now + lead, lim->head[p]->cost);
     if (w > 0) {
       arm(lim, w);
+      sync_out(lim);
+      return;
+    }
+    const shared_queue *q = w == 0 ? ahead_of(lim, p, lim->head[p]->since, now) : NULL;
+    if (q) { /* its worker takes this slot: look again when the next one is due */
+      int64_t next = wait_after(lim, now + lead, q->head_cost, lim->head[p]->cost);
+      arm(lim, next > DEFER_NS ? next : DEFER_NS);
       sync_out(lim);
       return;
     }
@@ -226,8 +291,8 @@ static void rearm(limiter *lim, int64_t now) {
   if (p < 0) return;
   sync_in(lim);
   int64_t w = wait_ns(lim, now + sendpace_lead(lim->sp), lim->head[p]->cost);
-  sync_out(lim);
   arm(lim, w > 0 ? w : 0);
+  sync_out(lim); /* after arm: the others see when this worker's timer is due */
 }
 
 /* Parses rule i from the value at the top of the stack ("10/s", a number, or
@@ -329,6 +394,7 @@ static void share(lua_State *L, limiter *tmp, pacer_loop *loop) {
                "--workers every worker must make the same limiters in the same order (or pass shared = false)",
                seq + 1, seq + 1);
   tmp->shm = s, tmp->region = loop->shared, tmp->gen = 0; /* gen 0: the first sync_in reads it all */
+  tmp->me = loop->worker_id - 1, tmp->count = loop->worker_count;
 }
 
 /* pacer.limiter{rate = "10/s" | rules = {...}, burst = 1, shared = true} */
@@ -414,9 +480,9 @@ static int lim_acquire(lua_State *L) {
   int64_t max_ns;
   checkwaitopts(L, 3, &prio, &max_ns);
   int64_t now = loop_now_ns();
-  int64_t ahead = queued_upto(lim, prio);
   int64_t lead = sendpace_lead(lim->sp);
   sync_in(lim);
+  int64_t ahead = queued_upto(lim, prio);
   if (ahead == 0 && wait_ns(lim, now + lead, n) == 0) {
     commit(lim, now + lead, n, lead > 0);
     sync_out(lim);
@@ -426,9 +492,9 @@ static int lim_acquire(lua_State *L) {
     return 2;
   }
   int64_t eta = eta_ns(lim, now, ahead + n);
-  sync_out(lim);
   if (max_ns >= 0) {
     if (eta > max_ns) {
+      sync_out(lim);
       lua_pushnil(L);
       lua_createtable(L, 0, 3);
       lua_pushliteral(L, "deadline");
@@ -441,9 +507,13 @@ static int lim_acquire(lua_State *L) {
       return 2;
     }
   }
-  task *t = task_check_current(L, "limiter:acquire");
-  waiter *w = malloc(sizeof *w);
-  if (!w) return luaL_error(L, "limiter:acquire: out of memory");
+  task *t = task_current(L);
+  waiter *w = t ? malloc(sizeof *w) : NULL;
+  if (!w) {
+    sync_out(lim); /* not to raise an error with the lock held */
+    if (!t) task_check_current(L, "limiter:acquire");
+    return luaL_error(L, "limiter:acquire: out of memory");
+  }
   w->t = t;
   w->since = now;
   w->cost = n;
@@ -456,6 +526,7 @@ static int lim_acquire(lua_State *L) {
   lim->tail[prio] = w;
   lim->queued[prio] += n;
   if (first < 0 || prio < first) rearm(lim, now); /* a new head */
+  sync_out(lim);
   return task_suspend(L);
 }
 
@@ -466,7 +537,7 @@ static int lim_try_acquire(lua_State *L) {
   int64_t now = loop_now_ns();
   sync_in(lim);
   int64_t w = wait_ns(lim, now, n);
-  if (first_prio(lim) < 0 && w == 0) {
+  if (w == 0 && queued_upto(lim, NPRIO - 1) == 0) {
     commit(lim, now, n, 0);
     sync_out(lim);
     lua_pushboolean(L, 1);
@@ -601,6 +672,11 @@ static int lim_gc(lua_State *L) {
   lim->sp = NULL;
   for (int p = 0; p < NPRIO; p++) {
     while (lim->head[p]) free(pop(lim, p));
+  }
+  if (lim->shm) { /* its waiters, gone, hold no other worker up */
+    workers_lock(lim->region);
+    publish(lim);
+    workers_unlock(lim->region);
   }
   return 0;
 }

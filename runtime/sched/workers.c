@@ -61,6 +61,14 @@ void workers_unlock(workers_region *r) {
   pthread_mutex_unlock(&r->mu);
 }
 
+void workers_forget(workers_region *r, int k) {
+  if (k < 1 || k > WORKERS_MAX) return;
+  workers_lock(r);
+  for (int i = 0; i < WORKERS_LIMITERS; i++)
+    if (r->slots[i].used) memset(&r->slots[i].queues[k - 1], 0, sizeof(shared_queue));
+  workers_unlock(r);
+}
+
 int workers_put_report(workers_region *r, int k, const char *data, size_t len) {
   if (k < 1 || k > WORKERS_MAX) return -1;
   report *p = &r->reports[k - 1];

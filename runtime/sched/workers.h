@@ -15,6 +15,17 @@
 #define WORKERS_LIMITERS 256 /* shared limiters a run may make */
 #define WORKERS_RULES    8
 #define WORKERS_REPORT   (256 * 1024) /* a worker's figures at exit (pacer.run.workers) */
+#define WORKERS_PRIO     9            /* a limiter's priorities, 1..9 */
+
+/* What one worker's copy of a limiter has waiting: the other workers count it as queued
+ * ahead of theirs (max_wait) and let its first waiter go before a later one of theirs. */
+typedef struct shared_queue {
+  int64_t units[WORKERS_PRIO]; /* the units its waiters of each priority ask for */
+  int head_prio;               /* its first waiter's priority, 1..9; 0 when none waits */
+  int64_t head_since;          /* when that waiter queued */
+  int64_t head_cost;
+  int64_t head_due; /* when its timer is to fire: long past, the worker is taken as stalled */
+} shared_queue;
 
 /* One limiter's schedule, as every worker sees it. */
 typedef struct shared_limiter {
@@ -25,6 +36,7 @@ typedef struct shared_limiter {
   int64_t periods[WORKERS_RULES];
   gcra rules[WORKERS_RULES];
   int64_t send_tat[WORKERS_RULES]; /* the send-side schedule (mod/sendpace.c) */
+  shared_queue queues[WORKERS_MAX]; /* worker k's at k - 1 */
 } shared_limiter;
 
 typedef struct workers_region workers_region;
@@ -37,6 +49,9 @@ shared_limiter *workers_slot(workers_region *r, int i);
  * A worker that died holding it leaves it usable to the others. */
 void workers_lock(workers_region *r);
 void workers_unlock(workers_region *r);
+
+/* Clears what worker k (1..N) left queued: for the parent, once it has been reaped. */
+void workers_forget(workers_region *r, int k);
 
 /* Worker k (1..N) leaves its figures for the parent. Returns 0, or -1 when they are
  * longer than WORKERS_REPORT (nothing is kept: the parent counts them missing). */
