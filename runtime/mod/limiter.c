@@ -47,6 +47,7 @@ typedef struct limiter {
   pacer_loop *loop;
   int64_t waited_ns; /* total time tasks spent queued here */
   int64_t granted;
+  int64_t answered;    /* lim:answered()'s count, without workers */
   sendpace *sp;        /* the schedule of the sends these grants led to */
   int64_t due;         /* when the timer was meant to fire: a grant's lateness counts from it */
   shared_limiter *shm; /* with --workers: the schedule all workers share, or NULL */
@@ -592,8 +593,23 @@ static int lim_set_rate(lua_State *L) {
   return 0;
 }
 
+/* lim:answered([n]): counts n (1) answers that got through; state().answered sums them
+ * over the workers: adaptive pacing's measure of what the server let through. */
+static int lim_answered(lua_State *L) {
+  limiter *lim = checklimiter(L, 1);
+  lua_Integer n = luaL_optinteger(L, 2, 1);
+  luaL_argcheck(L, n >= 0, 2, "limiter:answered: a count must be >= 0");
+  lim->answered += n;
+  if (lim->shm) {
+    workers_lock(lim->region);
+    lim->shm->answered += n;
+    workers_unlock(lim->region);
+  }
+  return 0;
+}
+
 /* lim:state() -> {rate=per second of the tightest rule, remaining=, reset=, waiting=, waited=, granted=,
- * shared=(one limiter for all the workers of --workers N)} */
+ * answered=(lim:answered()'s count, every worker's), shared=(one limiter for all the workers of --workers N)} */
 static int lim_state(lua_State *L) {
   limiter *lim = checklimiter(L, 1);
   int64_t now = loop_now_ns();
@@ -607,11 +623,12 @@ static int lim_state(lua_State *L) {
     double per_s = lim->counts[i] * 1e9 / (double)lim->periods[i];
     if (per_s < rate) rate = per_s;
   }
+  int64_t answered = lim->shm ? lim->shm->answered : lim->answered;
   sync_out(lim);
   int waiting = 0;
   for (int p = 0; p < NPRIO; p++)
     for (waiter *w = lim->head[p]; w; w = w->next) waiting++;
-  lua_createtable(L, 0, 6);
+  lua_createtable(L, 0, 8);
   lua_pushnumber(L, rate);
   lua_setfield(L, -2, "rate");
   lua_pushinteger(L, remaining);
@@ -624,6 +641,8 @@ static int lim_state(lua_State *L) {
   lua_setfield(L, -2, "waited");
   lua_pushinteger(L, lim->granted);
   lua_setfield(L, -2, "granted");
+  lua_pushinteger(L, answered);
+  lua_setfield(L, -2, "answered");
   lua_pushboolean(L, lim->shm != NULL);
   lua_setfield(L, -2, "shared");
   sendpace_push_state(L, lim->sp);
@@ -688,10 +707,15 @@ static int lim_tostring(lua_State *L) {
 }
 
 int luaopen_pacer_limiter(lua_State *L) {
-  static const luaL_Reg methods[] = {{"acquire", lim_acquire},   {"try_acquire", lim_try_acquire},
-                                     {"max_cost", lim_max_cost}, {"set_rate", lim_set_rate},
-                                     {"state", lim_state},       {"debts", lim_debts},
-                                     {"restore", lim_restore},   {NULL, NULL}};
+  static const luaL_Reg methods[] = {{"acquire", lim_acquire},
+                                     {"try_acquire", lim_try_acquire},
+                                     {"max_cost", lim_max_cost},
+                                     {"set_rate", lim_set_rate},
+                                     {"state", lim_state},
+                                     {"debts", lim_debts},
+                                     {"restore", lim_restore},
+                                     {"answered", lim_answered},
+                                     {NULL, NULL}};
   static const luaL_Reg meta[] = {{"__gc", lim_gc}, {"__tostring", lim_tostring}, {NULL, NULL}};
   luaL_newmetatable(L, PACER_LIMITER);
   luaL_setfuncs(L, meta, 0);

@@ -35,7 +35,8 @@ typedef struct shared_limiter {
   double counts[WORKERS_RULES];
   int64_t periods[WORKERS_RULES];
   gcra rules[WORKERS_RULES];
-  int64_t send_tat[WORKERS_RULES]; /* the send-side schedule (mod/sendpace.c) */
+  int64_t send_tat[WORKERS_RULES];  /* the send-side schedule (mod/sendpace.c) */
+  int64_t answered;                 /* answers that got through, all the workers' (lim:answered) */
   shared_queue queues[WORKERS_MAX]; /* worker k's at k - 1 */
 } shared_limiter;
 

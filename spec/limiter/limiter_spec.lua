@@ -425,4 +425,15 @@ describe("pacer.limiter errors", function()
     assert.is_false(ok)
     assert.truthy(err:find("^spec/limiter/limiter_spec%.lua:%d+: pacer%.limiter: invalid rate 'abc'"), err)
   end)
+
+  it("answered(n) counts answers that got through; state().answered gives the count", function()
+    local lim = pacer.limiter{rate = "10/s"}
+    assert.are.equal(0, lim:state().answered)
+    lim:answered()
+    lim:answered(3)
+    assert.are.equal(4, lim:state().answered)
+    assert.are.equal(0, lim:state().granted) -- a count of its own, not of grants
+    local err = errmsg(lim.answered, lim, -1)
+    assert.truthy(tostring(err):find("count must be >= 0", 1, true), err)
+  end)
 end)

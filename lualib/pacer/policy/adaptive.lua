@@ -8,6 +8,9 @@
 -- costs its `cost`, 1 unless told); "content-bytes" paces a second limiter of its own on
 -- which a request costs its body's size; other units are not paced by (warned once).
 -- One of these per partition of a client (policy/partition.lua).
+-- Under --workers the limiter is shared but each worker sees only its own answers: they
+-- are counted on the limiter (lim:answered), and a measure takes every worker's, once
+-- the pause is over (the other workers' answers of the cycle have all come by then).
 local task = require "pacer.c.task"
 local log = require "pacer.base.log"
 local new_limiter = require "pacer.c.limiter"
@@ -28,8 +31,38 @@ function M.new(o)
     clean_since = task.now(), achieved = o.achieved, cycle_start = task.now(), cycle_ok = 0,
     last_429 = -math.huge, bytes_inflight = 0}, Adaptive)
   self.rate = o.declared or UNKNOWN
+  self.mine = self.rate
   self.lim:set_rate(self.rate)
+  local st = self.lim.state and self.lim:state()
+  self.shared = st and st.answered ~= nil and st.shared or false
+  if self.shared then self.cycle_mark = 0 end -- the first cycle: from the run's start
   return self
+end
+
+-- With --workers, at the first attempt after a pause: sets the rate measured over the
+-- cycle that ended (every worker's answers), and the next cycle counts from here.
+function Adaptive:end_cycle()
+  local answered = self.lim:state().answered
+  local m = self.measure
+  if m then
+    self.measure = nil
+    local through = answered - m.mark
+    if through > 0 then
+      self:set(0.95 * through / math.max(m.at - m.start, 0.001), "429, measured")
+    else -- none got through: as with no Retry-After
+      self:set((self:current() < UNKNOWN and self.rate or math.max(self.achieved(), 1)) / 2, "429")
+    end
+  end
+  self.cycle_mark = answered
+end
+
+-- The rate the limiter holds now: with --workers another worker may have set it.
+function Adaptive:current()
+  if self.shared then
+    local r = self.lim:state().rate
+    self.rate = r >= 0.999 * UNKNOWN and UNKNOWN or r
+  end
+  return self.rate
 end
 
 function Adaptive:set(rate, why)
@@ -39,6 +72,7 @@ function Adaptive:set(rate, why)
     self.rate = rate
     self.lim:set_rate(rate)
   end
+  self.mine = self.rate
 end
 
 -- A server-given time, clamped: one hostile answer (Retry-After: 99999999, a reset in
@@ -80,9 +114,9 @@ function Adaptive:pause_left() return math.max(0, self.paused_until - task.now()
 -- Before an attempt: waits out a pause. Returns the seconds waited.
 function Adaptive:wait()
   local left = self.paused_until - task.now()
-  if left <= 0 then return 0 end
-  task.sleep(left)
-  return left
+  if left > 0 then task.sleep(left) end
+  if self.shared and not self.cycle_mark and task.now() >= self.cycle_start then self:end_cycle() end
+  return math.max(left, 0)
 end
 
 -- The units a request counts for in `unit`: its cost in requests, its body's bytes.
@@ -178,14 +212,19 @@ function Adaptive:observe(res, inflight, policies)
     self.last_429 = now
     if ra then self:pause(ra) end
     if not res.quota and not echo then -- no headers to go by
-      if ra and self.cycle_ok > 0 then
+      if ra and self.shared and self.cycle_mark then -- measured by end_cycle, all workers' answers
+        local cycle_end = math.max(now + ra, self.paused_until)
+        self.measure = {mark = self.cycle_mark, start = self.cycle_start, at = cycle_end}
+        self.cycle_start, self.cycle_ok, self.cycle_mark = cycle_end, 0, nil
+      elseif ra and self.cycle_ok > 0 then
         -- what got through since the last pause ended, over the time until this one
         -- ends: the limit, measured (a window's quota over the window, for fixed windows)
         local cycle_end = now + ra
         if self.paused_until > cycle_end then cycle_end = self.paused_until end
         self:set(0.95 * self.cycle_ok / math.max(cycle_end - self.cycle_start, 0.001), "429, measured")
         self.cycle_start, self.cycle_ok = cycle_end, 0
-      else -- multiplicative decrease
+      elseif not (self.shared and self:current() ~= self.mine and self.rate < UNKNOWN) then
+        -- multiplicative decrease (unless another worker has just measured the limit)
         local base = self.rate < UNKNOWN and self.rate or math.max(self.achieved(), 1)
         self:set(base / 2, "429")
       end
@@ -193,14 +232,17 @@ function Adaptive:observe(res, inflight, policies)
     self.clean_since = now
     return
   end
-  if res.status < 400 then self.cycle_ok = self.cycle_ok + 1 end
+  if res.status < 400 then
+    self.cycle_ok = self.cycle_ok + 1
+    if self.shared then self.lim:answered() end
+  end
   local q = res.quota
   if q and not res.headers["retry-after"] and self:learn(policies or q.policies or {q}, inflight) then
     self.clean_since = now
     return
   end
   -- no quota: additive increase after a clean window (only once a limit was learnt)
-  if self.rate < UNKNOWN and res.status < 400 and now - self.clean_since >= self.window then
+  if res.status < 400 and now - self.clean_since >= self.window and self:current() < UNKNOWN then
     self:set(self.rate + math.max(0.1, self.rate * 0.05), "clean window")
     self.clean_since = now
   end
