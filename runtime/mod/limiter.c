@@ -28,6 +28,10 @@
 #define STALLED_NS 2000000
 /* How soon a waiter that let another worker's go first looks again, at the least. */
 #define DEFER_NS 200000
+/* The workers keep one line only for a rule of 1,000/s or slower: faster, a slot is
+ * never far off, and a look at the others' queues per grant would cost more than the
+ * order is worth. */
+#define LINE_NS 1000000
 
 typedef struct waiter {
   task *t;
@@ -174,11 +178,20 @@ static int first_prio(limiter *lim) {
   return -1;
 }
 
-/* Units queued by waiters of priority <= p (0-based), every worker's (call synced in). */
-static int64_t queued_upto(limiter *lim, int p) {
+/* Whether the workers keep one line of waiters here (call synced in). */
+static int in_line(limiter *lim) {
+  if (!lim->shm) return 0;
+  for (int i = 0; i < lim->nrules; i++)
+    if (lim->rules[i].interval >= LINE_NS) return 1;
+  return 0;
+}
+
+/* Units queued by waiters of priority <= p (0-based): this worker's, and with `others`
+ * every worker's (call synced in). */
+static int64_t queued_upto(limiter *lim, int p, int others) {
   int64_t u = 0;
   for (int i = 0; i <= p; i++) u += lim->queued[i];
-  if (!lim->shm) return u;
+  if (!lim->shm || !others) return u;
   for (int k = 0; k < lim->count; k++)
     if (k != lim->me)
       for (int i = 0; i <= p; i++) u += lim->shm->queues[k].units[i];
@@ -250,7 +263,7 @@ static void on_slot(evutil_socket_t fd, short what, void *arg) {
       sync_out(lim);
       return;
     }
-    const shared_queue *q = w == 0 ? ahead_of(lim, p, lim->head[p]->since, now) : NULL;
+    const shared_queue *q = w == 0 && in_line(lim) ? ahead_of(lim, p, lim->head[p]->since, now) : NULL;
     if (q) { /* its worker takes this slot: look again when the next one is due */
       int64_t next = wait_after(lim, now + lead, q->head_cost, lim->head[p]->cost);
       arm(lim, next > DEFER_NS ? next : DEFER_NS);
@@ -483,7 +496,7 @@ static int lim_acquire(lua_State *L) {
   int64_t now = loop_now_ns();
   int64_t lead = sendpace_lead(lim->sp);
   sync_in(lim);
-  int64_t ahead = queued_upto(lim, prio);
+  int64_t ahead = queued_upto(lim, prio, in_line(lim));
   if (ahead == 0 && wait_ns(lim, now + lead, n) == 0) {
     commit(lim, now + lead, n, lead > 0);
     sync_out(lim);
@@ -492,7 +505,7 @@ static int lim_acquire(lua_State *L) {
     lua_pushnumber(L, (double)now / 1e9);
     return 2;
   }
-  int64_t eta = eta_ns(lim, now, ahead + n);
+  int64_t eta = eta_ns(lim, now, queued_upto(lim, prio, 1) + n); /* every worker's waiters ahead */
   if (max_ns >= 0) {
     if (eta > max_ns) {
       sync_out(lim);
@@ -538,13 +551,13 @@ static int lim_try_acquire(lua_State *L) {
   int64_t now = loop_now_ns();
   sync_in(lim);
   int64_t w = wait_ns(lim, now, n);
-  if (w == 0 && queued_upto(lim, NPRIO - 1) == 0) {
+  if (w == 0 && queued_upto(lim, NPRIO - 1, in_line(lim)) == 0) {
     commit(lim, now, n, 0);
     sync_out(lim);
     lua_pushboolean(L, 1);
     return 1;
   }
-  int64_t eta = eta_ns(lim, now, queued_upto(lim, NPRIO - 1) + n);
+  int64_t eta = eta_ns(lim, now, queued_upto(lim, NPRIO - 1, 1) + n);
   sync_out(lim);
   lua_pushboolean(L, 0);
   lua_pushnumber(L, (double)(eta > 0 ? eta : 1000) / 1e9);
