@@ -10,9 +10,11 @@ M.DEFAULT_PRIORITY = 5 -- the limiter's default (runtime/mod/limiter.c)
 M.REPL_PRIORITY = 2
 
 local by_task = setmetatable({}, {__mode = "k"})
+local any = false -- set() was called: until then get() need not look for the task
 
 -- The value of `name` for the running task, or nil.
 function M.get(name)
+  if not any then return nil end
   local t = task.current()
   local c = t and by_task[t]
   return c and c[name]
@@ -22,6 +24,7 @@ end
 function M.set(name, value, t)
   t = t or task.current()
   if not t then return nil end
+  any = true
   local c = by_task[t]
   if not c then
     c = {}

@@ -206,7 +206,7 @@ function Client:pace(r, token, deadline)
     waited = waited + ad:wait()
   end
   -- the limiters' wait options (none made for a client with no limiter at all)
-  local wo = (self.groups or ad or self.limiter) and {priority = r.priority, max_wait = r.max_wait}
+  local wo = (r.priority or r.max_wait) and {priority = r.priority, max_wait = r.max_wait}
   if self.groups then
     for _, g in ipairs(self.groups) do
       if (r.path or ""):find(g.match) then

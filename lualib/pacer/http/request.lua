@@ -28,6 +28,9 @@ local ACCEPT = "application/json, */*;q=0.5"
 local ACCEPT_LINE = "Accept: " .. ACCEPT
 
 local SAFE = {GET = true, HEAD = true, OPTIONS = true, TRACE = true, PUT = true, DELETE = true}
+-- methods as given most of the time: no upper() and pattern match for these
+local KNOWN = {GET = true, HEAD = true, OPTIONS = true, TRACE = true, PUT = true, DELETE = true, POST = true,
+  PATCH = true}
 
 -- Header names already found valid (a pure function of the name): the pattern match
 -- is done once per name, not on every request. Bounded: cleared when it fills.
@@ -77,8 +80,11 @@ end
 function M.prepare(where, o, base)
   base = base or {}
   if o.url == nil then opts.raise("%s: option 'url' is required", where) end
-  local r = {method = (o.method or "GET"):upper()}
-  if not r.method:match("^[A-Z]+$") then opts.raise("%s: invalid method %q", where, o.method) end
+  local r = {method = o.method or "GET"}
+  if not KNOWN[r.method] then
+    r.method = r.method:upper()
+    if not r.method:match("^[A-Z]+$") then opts.raise("%s: invalid method %q", where, o.method) end
+  end
   r.url = url.join(base.base_url, o.url)
   if not good_urls[r.url] and r.url:find("%z") then
     opts.raise("%s: invalid URL '%s': it contains a NUL byte", where, url.redact((r.url:gsub("%z", "\\0"))))
