@@ -8,7 +8,7 @@ set -eu
 cd "$(dirname "$0")"
 
 PACKAGES="build-essential cmake pkg-config ca-certificates liblua5.4-dev libcurl4-openssl-dev
-  lua-cjson libevent-dev libhttp-parser-dev libedit-dev libssl-dev libsqlite3-dev libhiredis-dev lua-busted nginx-light tmux"
+  lua-cjson libevent-dev libmimalloc-dev libhttp-parser-dev libedit-dev libssl-dev libsqlite3-dev libhiredis-dev lua-busted nginx-light tmux"
 
 # the test suite also renders charts in a real browser, runs Redis, shells out to curl,
 # openssl and python3 (hostile servers), lints the tree (tools/lint.sh), checks the manual page (groff, man) and
