@@ -10,7 +10,8 @@ local M = {}
 local function emit(min, tag)
   return function(fmt, ...)
     if level >= min then
-      io.stderr:write("pacer: ", tag, string.format(fmt, ...), "\n")
+      -- one write(2) a line: with --workers, lines of two workers never interleave
+      io.stderr:write("pacer: " .. tag .. string.format(fmt, ...) .. "\n")
     end
   end
 end
