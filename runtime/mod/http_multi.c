@@ -46,7 +46,10 @@ static void on_socket(evutil_socket_t fd, short what, void *arg) {
 
 static void on_timeout(evutil_socket_t fd, short what, void *arg) {
   (void)fd, (void)what;
-  act(arg, CURL_SOCKET_TIMEOUT, 0);
+  http_multi *hm = arg;
+  hm->in_timeout = 1;
+  act(hm, CURL_SOCKET_TIMEOUT, 0);
+  hm->in_timeout = 0;
 }
 
 static int cb_socket(CURL *e, curl_socket_t s, int what, void *userp, void *socketp) {
@@ -84,6 +87,12 @@ static int cb_timer(CURLM *m, long timeout_ms, void *userp) {
   http_multi *hm = userp;
   if (timeout_ms < 0) {
     evtimer_del(hm->timer);
+  } else if (timeout_ms == 0 && !hm->in_timeout) {
+    /* "soon": in this turn, after the callback running now (a task that just made a
+     * request): a connection freed by the answer before is then taken again before the
+     * loop applies its epoll changes, and libevent's changelist cancels the pair */
+    evtimer_del(hm->timer);
+    event_active(hm->timer, EV_TIMEOUT, 0);
   } else {
     /* 0 means "soon, but not inside this callback" */
     struct timeval tv = bind_timeval_ns((int64_t)timeout_ms * 1000000);

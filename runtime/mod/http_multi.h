@@ -17,6 +17,7 @@ typedef struct http_multi {
   pacer_loop *loop;
   CURLM *multi;
   struct event *timer;
+  int in_timeout;       /* on_timeout is running: a new "now" from libcurl waits a turn */
   list_node transfers;  /* in flight, for shutdown and inflight() */
   int ntransfers, peak; /* on transfers now; the most there ever were */
   int proxy_env;        /* a proxy variable was set at start: libcurl reads them itself */
