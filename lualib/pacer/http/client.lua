@@ -25,6 +25,8 @@ local url = require "pacer.base.url"
 
 local M = {}
 
+local NO_OPTIONS = {} -- a request's options when none were given
+
 local SPEC = {
   base_url = "string", headers = "table", rate = "rate", rules = "table", burst = "integer",
   concurrency = "integer", limiter = {"userdata", "table"}, retry = {"table", "boolean"},
@@ -372,16 +374,15 @@ function Client:request(method, path, ro)
     method, path = ro.method or "GET", ro.url or ro.path
     ro.method, ro.url, ro.path = nil, nil, nil
   end
-  ro = ro or {}
   if type(path) ~= "string" then opts.raise("api:request: expected a path string, got %s", type(path)) end
   local where = WHERE[method] or "api:" .. method:lower()
-  if type(ro) ~= "table" or next(ro) ~= nil then
-    ro = opts.check(where, ro, REQ_SPEC)
-  else
-    ro = {} -- (a copy, as opts.check would make: the caller's table is not the one kept)
-  end
   local o = {method = method, url = path}
-  for k, v in pairs(ro) do o[k] = v end
+  if ro ~= nil and (type(ro) ~= "table" or next(ro) ~= nil) then
+    ro = opts.check(where, ro, REQ_SPEC)
+    for k, v in pairs(ro) do o[k] = v end
+  else
+    ro = NO_OPTIONS -- (read only, never kept)
+  end
   local r = request.prepare(where, o, self.defaults)
   r.path = path
   self:pacing_options(where, r, ro)

@@ -26,7 +26,8 @@ end
 function M.attempt(sinks, method, status, paced, slot, slot_at, sent, server)
   local pacing = paced or 0
   local late = slot_at and math.max(0, sent - slot_at)
-  for _, s in ipairs(sinks) do
+  for i = 1, #sinks do
+    local s = sinks[i]
     local t = s.timing
     t.time.limiter = t.time.limiter + pacing
     t.time.slot = t.time.slot + (slot or 0)
@@ -48,7 +49,10 @@ end
 
 -- A pause before a retry (backoff or Retry-After).
 function M.paused(sinks, seconds)
-  for _, s in ipairs(sinks) do s.timing.time.retry = s.timing.time.retry + seconds end
+  for i = 1, #sinks do
+    local s = sinks[i]
+    s.timing.time.retry = s.timing.time.retry + seconds
+  end
 end
 
 -- The plain-table view for stats(), pacer.stats() and --stats: latency and lateness

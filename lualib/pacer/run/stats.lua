@@ -56,7 +56,8 @@ end
 -- (sender:rate(), if it has one) is asked only for an --events line: a limiter's state
 -- is not cheap to read on every attempt.
 function M.attempt(sinks, req, attempt, status, err, wait, elapsed, quota, sender)
-  for _, s in ipairs(sinks) do
+  for i = 1, #sinks do
+    local s = sinks[i]
     s.requests = s.requests + 1
     if attempt > 1 then s.retries = s.retries + 1 end
     if status then
@@ -74,18 +75,23 @@ function M.attempt(sinks, req, attempt, status, err, wait, elapsed, quota, sende
 end
 
 function M.waited(sinks, seconds)
-  for _, s in ipairs(sinks) do s.waited = s.waited + seconds end
+  for i = 1, #sinks do
+    local s = sinks[i]
+    s.waited = s.waited + seconds
+  end
 end
 
 -- A logical request ended (after its retries).
 function M.finished(sinks, ok)
-  for _, s in ipairs(sinks) do
+  for i = 1, #sinks do
+    local s = sinks[i]
     if ok then s.ok = s.ok + 1 else s.failed = s.failed + 1 end
   end
 end
 
 function M.cache_hit(sinks)
-  for _, s in ipairs(sinks) do
+  for i = 1, #sinks do
+    local s = sinks[i]
     s.cache_hits = s.cache_hits + 1
     s.ok = s.ok + 1
   end
@@ -93,7 +99,8 @@ end
 
 -- a miss; `revalidating` when a stale entry's validators go with the request
 function M.cache_miss(sinks, revalidating)
-  for _, s in ipairs(sinks) do
+  for i = 1, #sinks do
+    local s = sinks[i]
     s.cache_misses = s.cache_misses + 1
     if revalidating then s.revalidations = s.revalidations + 1 end
   end
