@@ -50,10 +50,18 @@ function Adaptive:end_cycle()
     if through > 0 then
       self:set(0.95 * through / math.max(m.at - m.start, 0.001), "429, measured")
     else -- none got through: as with no Retry-After
-      self:set((self:current() < UNKNOWN and self.rate or math.max(self.achieved(), 1)) / 2, "429")
+      self:current()
+      self:halve()
     end
   end
   self.cycle_mark = answered
+end
+
+-- Multiplicative decrease: half the pace, or half of what was sent in the last second
+-- while none was known.
+function Adaptive:halve()
+  local base = self.rate < UNKNOWN and self.rate or math.max(self.achieved(), 1)
+  self:set(base / 2, "429")
 end
 
 -- The rate the limiter holds now: with --workers another worker may have set it.
@@ -224,9 +232,7 @@ function Adaptive:observe(res, inflight, policies)
         self:set(0.95 * self.cycle_ok / math.max(cycle_end - self.cycle_start, 0.001), "429, measured")
         self.cycle_start, self.cycle_ok = cycle_end, 0
       elseif not (self.shared and self:current() ~= self.mine and self.rate < UNKNOWN) then
-        -- multiplicative decrease (unless another worker has just measured the limit)
-        local base = self.rate < UNKNOWN and self.rate or math.max(self.achieved(), 1)
-        self:set(base / 2, "429")
+        self:halve() -- (unless another worker has just measured the limit)
       end
     end
     self.clean_since = now
