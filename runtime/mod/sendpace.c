@@ -14,10 +14,10 @@
   1000000LL                    /* 1 ms: a burst > 1 gives up 1 % of its tolerance (at least                            \
                                 * this, at most half), once, to cover a server that times                              \
                                 * arrivals later than we time sends (its first one most) */
-#define MARGIN_1_MAX 30000LL   /* 30 us: for a burst of 1, added to every interval */
+#define MARGIN_1_MAX 50000LL   /* 50 us: for a burst of 1, added to every interval */
 #define FINE_NS      100000LL  /* burst-1 intervals under 100 us (over 10,000/s): no lead, no stall rule */
 #define PRECISE_MIN  1000000LL /* 1 ms: burst-1 intervals from here up have their writes timed */
-#define STALL_MIN    250000LL  /* 250 us: an answer later than usual by less is no stall */
+#define STALL_MIN    250000LL  /* 250 us: a write or answer later than usual by less is no stall */
 #define LEARN_PPM    2000      /* a refused burst-1 send adds 0.2 % to the interval, then doubles it */
 #define LEARN_MAX    20000     /* ... up to 2 %: a server that times arrivals that loosely */
 
@@ -80,10 +80,11 @@ void sendpace_rules(sendpace *sp, int nrules) {
     r->tolerance = g->tolerance - m;
     r->slack = m;
     /* a burst of 1 has no tolerance to spend on a server that times an arrival later
-     * than the one after it: each interval carries a little of its own (0.3 %, at most
-     * 30 us: nginx's own wake-up jitter on a shared machine; our side's, the time from
-     * sendpace_send to the write, is measured by sendpace_wire) */
-    int64_t m1 = g->interval / 333 < MARGIN_1_MAX ? g->interval / 333 : MARGIN_1_MAX;
+     * than the one after it: each interval carries a little of its own (50 us, at most
+     * 1 %: the server's wake-up jitter on a shared machine, which no clock of ours sees
+     * and which is not smaller at a higher rate; a stall beyond it is sendpace_wire's and
+     * sendpace_answered's to catch) */
+    int64_t m1 = g->interval / 100 < MARGIN_1_MAX ? g->interval / 100 : MARGIN_1_MAX;
     r->interval = g->tolerance == 0 ? g->interval + m1 + g->interval * r->learnt / 1000000 : g->interval;
     /* a rate change: what the sends still owe is rescaled, as the grant side does */
     if (old > 0 && r->tat > now) r->tat = now + (int64_t)((double)(r->tat - now) * ((double)r->interval / (double)old));
@@ -207,6 +208,21 @@ static void sorted(const int64_t *ring, int n, int64_t *out) {
   }
 }
 
+/* Records sample in a ring of recent times (send to write, send to answer) and says
+ * how much of it is a stall: its excess over the fastest when that is beyond the usual
+ * spread (twice the median's excess over the fastest, at least STALL_MIN), else 0;
+ * the whole sample while there are too few to know what is usual. */
+static int64_t stalled(int64_t *ring, int *n, int *next, int64_t sample) {
+  ring[*next] = sample;
+  *next = (*next + 1) % SENDPACE_LEAD_SAMPLES;
+  if (*n < SENDPACE_LEAD_SAMPLES) (*n)++;
+  if (*n < 8) return sample;
+  int64_t s[SENDPACE_LEAD_SAMPLES];
+  sorted(ring, *n, s);
+  int64_t beyond = sample - s[0], usual = s[*n / 2] - s[0];
+  return beyond > (2 * usual > STALL_MIN ? 2 * usual : STALL_MIN) ? beyond : 0;
+}
+
 /* The lead for rules with a burst of 1: a high quantile of recent grant-to-wire times,
  * so that most grants arrive just before their slot and are held the few us left;
  * never more than half an interval. */
@@ -325,16 +341,12 @@ void sendpace_wire(sendpace_claims *c) {
   for (int k = 0; k < c->n; k++) {
     sendpace *sp = c->sp[k];
     if (!sp->grant_rules) continue;
-    sp->wires[sp->next_wire] = late;
-    sp->next_wire = (sp->next_wire + 1) % SENDPACE_LEAD_SAMPLES;
-    if (sp->nwires < SENDPACE_LEAD_SAMPLES) sp->nwires++;
-    if (sp->last_sent != c->sent_at) continue; /* a later send set the pace */
     /* the next send may take as little as the fastest recent time to its own write:
-     * what this one took beyond that would come off the gap the server sees */
-    int64_t fastest = late;
-    for (int i = 0; i < sp->nwires; i++)
-      if (sp->wires[i] < fastest) fastest = sp->wires[i];
-    int64_t extra = late - fastest;
+     * a stall on the way to this one (the loop or the process held up) would come off
+     * the gap the server sees. The usual spread is not counted: it is mostly the write
+     * itself, which wakes the server (its arrival is no later for a slow write) */
+    int64_t extra = stalled(sp->wires, &sp->nwires, &sp->next_wire, late);
+    if (sp->last_sent != c->sent_at) continue; /* a later send set the pace */
     if (extra > c->wire_extra) c->wire_extra = extra;
     if (extra <= 0) continue;
     sp->pushed += extra;
@@ -373,22 +385,11 @@ void sendpace_answered(sendpace_claims *c, int refused) {
     sendpace *sp = c->sp[k];
     if (!sp->grant_rules || burst1_interval(sp) < FINE_NS) continue;
     if (refused) learn_refusal(sp);
-    sp->rtts[sp->next_rtt] = rtt;
-    sp->next_rtt = (sp->next_rtt + 1) % SENDPACE_LEAD_SAMPLES;
-    if (sp->nrtts < SENDPACE_LEAD_SAMPLES) sp->nrtts++;
-    if (sp->last_sent != c->sent_at) continue; /* a later send went out already */
-    int64_t beyond = rtt;                      /* the first answers (a new connection's among them): all of it */
-    if (sp->nrtts >= 8) {
-      int64_t s[SENDPACE_LEAD_SAMPLES];
-      sorted(sp->rtts, sp->nrtts, s);
-      /* beyond the usual spread (twice the median's excess over the fastest, at least
-       * STALL_MIN), the server may have timed the request as late as the whole excess
-       * over the fastest answer (it woke late, then answered at once: seen here); at
-       * most one interval */
-      int64_t fastest = s[0], usual = s[sp->nrtts / 2] - fastest;
-      beyond = rtt - fastest;
-      if (beyond <= (2 * usual > STALL_MIN ? 2 * usual : STALL_MIN)) continue;
-    }
+    /* a stalled answer: the server may have timed the request as late as the whole
+     * excess over the fastest answer (it woke late, then answered at once: seen here);
+     * at most one interval. The first answers (a new connection's among them) count whole */
+    int64_t beyond = stalled(sp->rtts, &sp->nrtts, &sp->next_rtt, rtt);
+    if (sp->last_sent != c->sent_at || beyond <= 0) continue; /* (or a later send went out already) */
     sp->stalls++;
     int64_t moved = 0;
     for (int i = 0; i < sp->nrules; i++) {

@@ -36,7 +36,7 @@ typedef struct sendpace_claims {
   int done;                         /* on the wire, or given back */
   int queued;                       /* handed to libcurl (counted in each sendpace's queued) */
   int wired;                        /* sendpace_wire saw it written: */
-  int64_t wire_at, wire_extra;      /* when, and how much later than the fastest recent write */
+  int64_t wire_at, wire_extra;      /* when, and how long it stalled on the way */
   int64_t sent_at;                  /* when it went out (ns) */
 } sendpace_claims;
 
