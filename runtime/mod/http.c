@@ -253,6 +253,23 @@ static int l_check_url(lua_State *L) {
   return 1;
 }
 
+/* The options every request has alike: set once on a new or reset handle. */
+static void set_standing(const http_multi *hm, CURL *e) {
+  curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, cb_body);
+  curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, cb_header);
+  curl_easy_setopt(e, CURLOPT_PREREQFUNCTION, cb_prereq);
+  curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+  curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+  curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
+  curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
+  curl_easy_setopt(e, CURLOPT_USERAGENT, "pacer/" PACER_VERSION);
+  if (!hm->proxy_env) { /* none to find: spares libcurl five getenv scans a request */
+    curl_easy_setopt(e, CURLOPT_PROXY, "");
+    curl_easy_setopt(e, CURLOPT_NOPROXY, "");
+  }
+}
+
 /* http{url=, method=, headers={"Name: value", ...}, body=, timeout=, connect_timeout=,
  *      follow=N, verify=bool, max_body=bytes}
  * -> status, headers, body, info | nil, {kind=, message=, sent=}
@@ -292,7 +309,14 @@ static int l_http(lua_State *L) {
   tr->hm = hm;
   tr->task = t;
   tr->max_body = (size_t)(max_body > 0 ? max_body : 1);
-  tr->easy = hm->npool > 0 ? hm->pool[--hm->npool] : curl_easy_init();
+  int set = 0;
+  if (hm->npool > 0) {
+    hm->npool--;
+    tr->easy = hm->pool[hm->npool].easy;
+    set = hm->pool[hm->npool].set;
+  } else {
+    tr->easy = curl_easy_init();
+  }
   http_transfer_track(hm, tr);
   if (!tr->easy) {
     http_transfer_free(tr);
@@ -318,36 +342,27 @@ static int l_http(lua_State *L) {
   }
 
   CURL *e = tr->easy;
+  if (!set) set_standing(hm, e);
+  /* every option from here on is set by every request, or makes it not plain */
   curl_easy_setopt(e, CURLOPT_URL, url);
   curl_easy_setopt(e, CURLOPT_PRIVATE, tr);
   curl_easy_setopt(e, CURLOPT_ERRORBUFFER, tr->errbuf);
-  curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, cb_body);
   curl_easy_setopt(e, CURLOPT_WRITEDATA, tr);
-  curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, cb_header);
   curl_easy_setopt(e, CURLOPT_HEADERDATA, tr);
-  curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(e, CURLOPT_PREREQDATA, tr);
   curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, timeout);
   curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, ctimeout);
-  curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
-  curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
   curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, follow > 0 ? 1L : 0L);
   curl_easy_setopt(e, CURLOPT_MAXREDIRS, follow);
   curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, verify ? 1L : 0L);
   curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, verify ? 2L : 0L);
-  curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
   /* waiting for a connection to multiplex on only helps where HTTP/2 can be had (TLS,
    * ALPN); for http:// it serialised requests behind servers that close after each */
   curl_easy_setopt(e, CURLOPT_PIPEWAIT, strncasecmp(url, "https:", 6) == 0 ? 1L : 0L);
-  curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
-  curl_easy_setopt(e, CURLOPT_USERAGENT, "pacer/" PACER_VERSION);
   curl_easy_setopt(e, CURLOPT_HTTPHEADER, tr->headers);
-  if (!hm->proxy_env) { /* none to find: spares libcurl five getenv scans a request */
-    curl_easy_setopt(e, CURLOPT_PROXY, "");
-    curl_easy_setopt(e, CURLOPT_NOPROXY, "");
-  }
-  curl_easy_setopt(e, CURLOPT_PREREQFUNCTION, cb_prereq);
-  curl_easy_setopt(e, CURLOPT_PREREQDATA, tr);
-  if (sendpace_precise(&tr->paced)) {
+  int precise = sendpace_precise(&tr->paced);
+  tr->plain = !precise && !body && strcmp(method, "GET") == 0;
+  if (precise) {
     curl_easy_setopt(e, CURLOPT_DEBUGFUNCTION, cb_debug);
     curl_easy_setopt(e, CURLOPT_DEBUGDATA, tr);
     curl_easy_setopt(e, CURLOPT_VERBOSE, 1L);

@@ -160,8 +160,9 @@ void http_transfer_free(transfer *tr) {
     int removed =
         http_multi_check(hm, curl_multi_remove_handle(hm->multi, tr->easy), "curl_multi_remove_handle") == CURLM_OK;
     if (removed && hm->npool < POOL_MAX) {
-      curl_easy_reset(tr->easy); /* keeps nothing of this request but reusable buffers */
-      hm->pool[hm->npool++] = tr->easy;
+      if (!tr->plain) curl_easy_reset(tr->easy); /* keeps nothing of this request but reusable buffers */
+      hm->pool[hm->npool].easy = tr->easy;
+      hm->pool[hm->npool++].set = tr->plain;
     } else {
       curl_easy_cleanup(tr->easy);
     }
@@ -199,7 +200,7 @@ void http_shutdown(pacer_loop *loop) {
   if (!hm) return;
   list_node *n;
   while ((n = list_first(&hm->transfers))) http_transfer_free(LIST_ENTRY(n, transfer, link));
-  while (hm->npool > 0) curl_easy_cleanup(hm->pool[--hm->npool]);
+  while (hm->npool > 0) curl_easy_cleanup(hm->pool[--hm->npool].easy);
   http_multi_check(hm, curl_multi_cleanup(hm->multi), "curl_multi_cleanup");
   event_free(hm->timer);
   free(hm);

@@ -174,6 +174,32 @@ describe("pacer.request against pacer.serve", function()
     assert.is_true(fresh >= 1 and fresh <= 16, fresh .. " connections opened")
   end)
 
+  it("a request takes nothing from the one before it (its handle is reused)", function()
+    local function get(path)
+      return assert(pacer.request{url = srv.url .. path, retry = false})
+    end
+    -- one at a time: each takes the handle the one before gave back
+    local before = {
+      {method = "PATCH", headers = {["X-Only-Once"] = "1", ["Content-Type"] = "text/plain"}, body = "payload"},
+      {method = "HEAD"}, {method = "DELETE"}, {method = "POST", json = {a = 1}}, {follow = true, path = "/redirect"},
+    }
+    for _, b in ipairs(before) do
+      local opts = {url = srv.url .. (b.path or "/first"), retry = false}
+      for k, v in pairs(b) do
+        if k ~= "path" then opts[k] = v end
+      end
+      assert(pacer.request(opts))
+      local got = get("/second"):json()
+      assert.are.equal("GET", got.method, b.method)
+      assert.are.equal("", got.body or "", b.method)
+      assert.is_nil(got.headers["x-only-once"])
+      assert.is_nil(got.headers["content-type"])
+      local res = get("/redirect")
+      assert.are.equal(302, res.status, "follow kept after " .. tostring(b.method or "follow"))
+      assert.are.equal("moved", res.body) -- a HEAD before it did not leave NOBODY on
+    end
+  end)
+
   it("does not follow redirects unless follow = true", function()
     local res = assert(pacer.request{url = srv.url .. "/redirect", retry = false})
     assert.are.equal(302, res.status)
