@@ -53,8 +53,37 @@ pacer.threshold = require("pacer.observe.threshold").threshold
 -- pacer.each(list, fn, {concurrency = 16, on_error = "report"}): fn(item, index) for
 -- every item with at most `concurrency` running at once. Returns {ok=, value=|err=} per
 -- item, in list order; failed items are reported as run/failures.lua says. Under
--- --workers each worker takes its share: the items whose index is its id modulo N (the
--- other indexes are absent from its results).
+-- --workers the workers hand the list out between them: a worker free for another
+-- item takes the next one no worker has taken (pacer.c.share), so the faster takes
+-- more; the indexes others took are absent from its results. Every worker must make
+-- the same pacer.each calls in the same order (the k-th of each is one list).
+local each_calls = 0 -- under --workers: this worker's pacer.each calls so far
+
+-- The next index of the list of n items (nil: none left), the workers' shared count
+-- when there are several.
+local function handout(n)
+  if pacer.worker.count == 1 then
+    local i = 0
+    return function()
+      i = i + 1
+      return i <= n and i or nil
+    end
+  end
+  each_calls = each_calls + 1
+  local k, share = each_calls, require "pacer.c.share"
+  local info = debug.getinfo(3, "Sl")
+  local where = info and string.format("%s:%d", info.short_src, info.currentline or 0) or "?"
+  local same, theirs = share.open(k, n, where)
+  if not same then
+    opts.raise("pacer.each: call %d of this worker (%s, %d items) is not call %d of the worker before it (%s): " ..
+      "under --workers every worker makes the same pacer.each calls, in the same order", k, where, n, k, theirs)
+  end
+  return function()
+    local i = share.take(k)
+    return i <= n and i or nil
+  end
+end
+
 function pacer.each(list, fn, o)
   if type(list) ~= "table" then opts.raise("pacer.each: expected a list, got %s", type(list)) end
   if type(fn) ~= "function" then opts.raise("pacer.each: expected a function, got %s", type(fn)) end
@@ -64,21 +93,19 @@ function pacer.each(list, fn, o)
   local n = #list
   local conc = o.concurrency or 16
   if conc < 1 then opts.raise("pacer.each: 'concurrency' must be >= 1, got %d", conc) end
-  local id, step = pacer.worker.id, pacer.worker.count
-  local share = n >= id and (n - id) // step + 1 or 0
-  local bar = o.progress ~= false and pacer.progress{total = share, label = o.label}
-  local results, next_i = {}, id - step
-  pool.run(math.min(conc, share), function()
-    next_i = next_i + step
-    return next_i <= n and next_i or nil
-  end, function(i)
+  local nexti = handout(n)
+  -- a worker's share is known only at the end: its progress counts without a total
+  local bar = o.progress ~= false and pacer.progress{total = pacer.worker.count == 1 and n or nil, label = o.label}
+  local results, done = {}, 0
+  pool.run(math.min(conc, n), nexti, function(i)
     local ok, v = pcall(fn, list[i], i)
     results[i] = ok and {ok = true, value = v} or {ok = false, err = v}
+    done = done + 1
     if not ok then failed:add(v) end
     if bar then bar:advance(ok) end
   end)
   if bar then bar:finish() end
-  failed:finish(share)
+  failed:finish(done)
   return results
 end
 

@@ -20,6 +20,7 @@ static const luaL_Reg modules[] = {{"pacer.c.task", luaopen_pacer_task},
                                    {"pacer.c.input", luaopen_pacer_input},
                                    {"pacer.c.hist", luaopen_pacer_hist},
                                    {"pacer.c.linefile", luaopen_pacer_linefile},
+                                   {"pacer.c.share", luaopen_pacer_share},
                                    {"cjson", luaopen_cjson},
                                    {NULL, NULL}};
 

@@ -20,6 +20,7 @@ int luaopen_pacer_redis(lua_State *L);
 int luaopen_pacer_input(lua_State *L);
 int luaopen_pacer_hist(lua_State *L);
 int luaopen_pacer_linefile(lua_State *L);
+int luaopen_pacer_share(lua_State *L);
 int luaopen_cjson(lua_State *L);
 
 #endif

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
 
@@ -13,9 +14,18 @@ typedef struct report {
   char data[WORKERS_REPORT];
 } report;
 
+/* One list the workers hand out from (workers_list_open). */
+typedef struct shared_list {
+  int used;
+  int64_t n;
+  char where[WORKERS_WHERE];
+  atomic_llong taken;
+} shared_list;
+
 struct workers_region {
   pthread_mutex_t mu, out_mu;
   shared_limiter slots[WORKERS_LIMITERS];
+  shared_list lists[WORKERS_LISTS];
   report reports[WORKERS_MAX];
 };
 
@@ -86,6 +96,26 @@ const char *workers_get_report(workers_region *r, int k, size_t *len) {
   if (!atomic_load(&p->done)) return NULL;
   *len = p->len;
   return p->data;
+}
+
+int workers_list_open(workers_region *r, int k, int64_t n, const char *where, char *theirs, size_t cap) {
+  if (k < 0 || k >= WORKERS_LISTS) return -1;
+  shared_list *l = &r->lists[k];
+  int same = 1;
+  workers_lock(r);
+  if (!l->used) {
+    l->used = 1, l->n = n;
+    snprintf(l->where, sizeof l->where, "%s", where);
+  } else if (l->n != n || strcmp(l->where, where) != 0) {
+    same = 0;
+    snprintf(theirs, cap, "%s, %lld items", l->where, (long long)l->n);
+  }
+  workers_unlock(r);
+  return same ? 0 : 1;
+}
+
+int64_t workers_list_take(workers_region *r, int k) {
+  return atomic_fetch_add(&r->lists[k].taken, 1) + 1;
 }
 
 void workers_out_lock(workers_region *r) {

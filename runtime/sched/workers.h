@@ -16,6 +16,8 @@
 #define WORKERS_RULES    8
 #define WORKERS_REPORT   (256 * 1024) /* a worker's figures at exit (pacer.run.workers) */
 #define WORKERS_PRIO     9            /* a limiter's priorities, 1..9 */
+#define WORKERS_LISTS    256          /* pacer.each calls a run may hand out from */
+#define WORKERS_WHERE    160          /* room for the script line that made a list */
 
 /* What one worker's copy of a limiter has waiting: the other workers count it as queued
  * ahead of theirs (max_wait) and let its first waiter go before a later one of theirs. */
@@ -60,6 +62,15 @@ int workers_put_report(workers_region *r, int k, const char *data, size_t len);
 /* Worker k's figures and their length, or NULL when it left none (it died first). Only
  * for the parent, once worker k has been reaped. */
 const char *workers_get_report(workers_region *r, int k, size_t *len);
+
+/* The k-th list (0-based) every worker hands items out from (pacer.each): a worker
+ * free for another item takes the next index, so the faster takes more. Opening says
+ * which list this worker means (n items, made at `where`): 0 when it is the one the
+ * first worker to open it meant (it is made then), 1 when it is another (theirs gets
+ * that one's "where, n items"), -1 past WORKERS_LISTS. */
+int workers_list_open(workers_region *r, int k, int64_t n, const char *where, char *theirs, size_t cap);
+/* The next index of list k, from 1 (past its n: none left). */
+int64_t workers_list_take(workers_region *r, int k);
 
 /* The lock around one output line (--events): taken by a worker for one write(2). */
 void workers_out_lock(workers_region *r);

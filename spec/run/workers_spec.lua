@@ -121,6 +121,46 @@ end
     assert.matches("rate seen by worker 2: 4", r.stdout)
   end)
 
+  it("pacer.each hands the list out: a worker free sooner takes more, each item once", function()
+    -- worker 1 takes 0.1 s an item, worker 2 0.01 s: split by index, the run would take
+    -- 20 x 0.1 s; handed out, worker 2 takes most of them
+    local script = H.script([[
+local list = {}
+for i = 1, 40 do list[i] = i end
+local took = {}
+pacer.each(list, function(i)
+  pacer.sleep(pacer.worker.id == 1 and 0.1 or 0.01)
+  took[#took + 1] = i
+end, {concurrency = 1, progress = false})
+print(string.format("worker %d took %s", pacer.worker.id, table.concat(took, ",")))
+]])
+    local r = H.run_pacer({"--workers", "2", "-q", script})
+    assert.are.equal(0, r.code, r.stderr)
+    local seen, by = {}, {}
+    for w, list in r.stdout:gmatch("worker (%d) took ([%d,]*)") do
+      by[w] = 0
+      for i in list:gmatch("%d+") do
+        assert.is_nil(seen[i], "item " .. i .. " twice")
+        seen[i], by[w] = true, by[w] + 1
+      end
+    end
+    for i = 1, 40 do assert.is_true(seen[tostring(i)], "item " .. i .. " never") end
+    assert.is_true(by["1"] < 12 and by["2"] > 28, string.format("worker 1 took %s, worker 2 %s", by["1"], by["2"]))
+  end)
+
+  it("pacer.each calls that differ between workers are an error naming both", function()
+    local script = H.script([[
+local list = {}
+for i = 1, 10 + pacer.worker.id do list[i] = i end
+if pacer.worker.id == 2 then pacer.sleep(0.2) end
+pacer.each(list, function() end, {progress = false})
+]])
+    local r = H.run_pacer({"--workers", "2", script})
+    assert.are.equal(1, r.code)
+    assert.matches("worker 2 of 2: .-pacer.each: call 1 of this worker %(.-:4, 12 items%) is not call 1 of the " ..
+      "worker before it %(.-:4, 11 items%)", r.stderr)
+  end)
+
   it("limiters made in another order are an error naming the limiter", function()
     local script = H.script([[
 if pacer.worker.id == 1 then pacer.limiter{rate = "5/s"} else pacer.sleep(0.2); pacer.limiter{rate = "7/s"} end
@@ -161,7 +201,7 @@ pacer.sleep(20)
     assert.matches("up 2", text)
   end)
 
-  it("splits pacer.each by index; pacer.worker says which worker this is", function()
+  it("pacer.each: each worker's results hold the items it took; pacer.worker says which worker this is", function()
     local script = H.script([[
 local got = {}
 pacer.each({"a", "b", "c", "d", "e"}, function(x, i) got[#got + 1] = i .. x end, {progress = false})
@@ -169,8 +209,14 @@ print(pacer.worker.id .. "/" .. pacer.worker.count .. ": " .. table.concat(got, 
 ]])
     local r = H.run_pacer({"--workers", "2", "-q", script})
     assert.are.equal(0, r.code, r.stderr)
-    assert.matches("1/2: 1a 3c 5e", r.stdout)
-    assert.matches("2/2: 2b 4d", r.stdout)
+    local seen = {}
+    for w, got in r.stdout:gmatch("(%d)/2: ([^\n]*)") do
+      for i, x in got:gmatch("(%d)(%a)") do
+        assert.is_nil(seen[i], "item " .. i .. " twice")
+        seen[i] = w .. x
+      end
+    end
+    for i, x in ipairs{"a", "b", "c", "d", "e"} do assert.matches("^[12]" .. x .. "$", seen[tostring(i)]) end
     r = H.run_pacer({"-q", script})
     assert.matches("^1/1: 1a 2b 3c 4d 5e", r.stdout)
   end)
@@ -197,8 +243,9 @@ print(pacer.worker.id .. "/" .. pacer.worker.count .. ": " .. table.concat(got, 
     mock:stop()
     assert.are.equal(0, r.code, r.stderr)
     assert.are.equal(30, got)
-    assert.matches("pacer: worker 1 of 2: 15 requests in", r.stderr)
-    assert.matches("pacer: worker 2 of 2: 15 requests in", r.stderr)
+    local n1 = tonumber(r.stderr:match("pacer: worker 1 of 2: (%d+) requests in"))
+    local n2 = tonumber(r.stderr:match("pacer: worker 2 of 2: (%d+) requests in"))
+    assert.are.equal(30, n1 + n2, r.stderr) -- as they took them
     local all = r.stderr:match("\n(pacer: all 2 workers: .*)$")
     assert.is_string(all, r.stderr)
     for l in all:gmatch("[^\n]+") do assert.matches("^pacer: all 2 workers: ", l) end -- the run's lines come last
@@ -263,15 +310,17 @@ if pacer.worker.id == 2 then os.execute("kill -KILL " .. require("pacer.c.proc")
     for l in io.lines(stats) do lines[#lines + 1] = pacer.json.decode(l) end
     os.remove(stats)
     assert.are.equal(137, r.code, r.stderr)
-    assert.are.equal(30, got) -- worker 2 sent its 15: they are what the summary cannot count
+    assert.are.equal(30, got) -- worker 2 sent its share: that is what the summary cannot count
     assert.matches("pacer: worker 2 of 2 was killed by signal 9", r.stderr)
-    assert.matches("\npacer: 1 of 2 workers: 15 requests in", r.stderr)
+    local n1 = r.stderr:match("pacer: worker 1 of 2: (%d+) requests in")
+    assert.is_string(n1, r.stderr)
+    assert.matches("\npacer: 1 of 2 workers: " .. n1 .. " requests in", r.stderr)
     assert.matches("\npacer: 1 of 2 workers: the figures of worker 2 are missing, not counted above %(worker 2: "
       .. "killed by signal 9%)\n$", r.stderr)
     assert.is_nil(r.stderr:match("ratio")) -- no N/R from half the run
     assert.are.equal(2, #lines) -- worker 1's and the run's
     assert.are.same({2}, lines[2].missing)
-    assert.are.equal(15, lines[2].requests)
+    assert.are.equal(tonumber(n1), lines[2].requests)
     assert.are.equal("error", lines[2].outcome)
     assert.is_nil(lines[2].ratio)
   end)
@@ -293,7 +342,8 @@ if pacer.worker.id == 2 then os.execute("kill -KILL " .. require("pacer.c.proc")
       assert.are.equal(200, e.status)
       by[e.worker] = (by[e.worker] or 0) + 1
     end
-    assert.are.same({15, 15}, by)
+    assert.are.equal(30, (by[1] or 0) + (by[2] or 0))
+    for w in pairs(by) do assert.is_true(w == 1 or w == 2, "worker " .. tostring(w)) end
     local svg = events .. ".svg"
     r = H.run_pacer({"report", events, "-o", svg})
     os.remove(events)
