@@ -75,7 +75,7 @@ local function handout(n)
   local where = info and string.format("%s:%d", info.short_src, info.currentline or 0) or "?"
   local same, theirs = share.open(k, n, where)
   if not same then
-    opts.raise("pacer.each: call %d of this worker (%s, %d items) is not call %d of the worker before it (%s): " ..
+    opts.raise("pacer.each: call %d of this worker (%s, %d items) is not call %d of another worker (%s): " ..
       "under --workers every worker makes the same pacer.each calls, in the same order", k, where, n, k, theirs)
   end
   return function()

@@ -106,7 +106,7 @@ int workers_list_open(workers_region *r, int k, int64_t n, const char *where, ch
   if (!l->used) {
     l->used = 1, l->n = n;
     snprintf(l->where, sizeof l->where, "%s", where);
-  } else if (l->n != n || strcmp(l->where, where) != 0) {
+  } else if (l->n != n || strncmp(l->where, where, sizeof l->where - 1) != 0) { /* (as far as kept) */
     same = 0;
     snprintf(theirs, cap, "%s, %lld items", l->where, (long long)l->n);
   }

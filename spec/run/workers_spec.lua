@@ -157,8 +157,8 @@ pacer.each(list, function() end, {progress = false})
 ]])
     local r = H.run_pacer({"--workers", "2", script})
     assert.are.equal(1, r.code)
-    assert.matches("worker 2 of 2: .-pacer.each: call 1 of this worker %(.-:4, 12 items%) is not call 1 of the " ..
-      "worker before it %(.-:4, 11 items%)", r.stderr)
+    assert.matches("worker 2 of 2: .-pacer.each: call 1 of this worker %(.-:4, 12 items%) is not call 1 of " ..
+      "another worker %(.-:4, 11 items%)", r.stderr)
   end)
 
   it("limiters made in another order are an error naming the limiter", function()
