@@ -195,6 +195,34 @@ describe("adaptive pacing without quota headers", function()
     srv.close()
   end)
 
+  it("after a clean window (2 s) adds 5 % (at least 0.1/s) to a rate it learnt; with none learnt, adds nothing", function()
+    local throttle = 1
+    local srv = pacer.serve{routes = {["GET /w"] = function()
+      if throttle > 0 then
+        throttle = throttle - 1
+        return 429, "slow down"
+      end
+      return 200, "ok"
+    end}}
+    local api = pacer.client{base_url = srv.url, adaptive = true, rate = "8/s", retry = FAST}
+    assert(api:get("/w"))
+    assert.are.equal(4, api:stats().rate) -- halved by the 429
+    local t0, rates = pacer.now(), {}
+    while pacer.now() - t0 < 4.5 do -- bounded: 4.5 s at 4/s, 18 requests
+      assert.are.equal(200, assert(api:get("/w")).status)
+      rates[#rates + 1] = api:stats().rate
+    end
+    -- one step after each clean window: 4 -> 4.2 -> 4.41 (a step a window, not one an answer)
+    assert.are.equal(4, rates[1])
+    near(4.41, api:stats().rate, 1e-9, "rate after two clean windows")
+    local unpaced = pacer.client{base_url = srv.url, adaptive = true, retry = FAST}
+    local before = unpaced:stats().rate
+    t0 = pacer.now()
+    while pacer.now() - t0 < 2.3 do assert(unpaced:get("/w")) pacer.sleep(0.05) end -- bounded: ~45 requests
+    assert.are.equal(before, unpaced:stats().rate) -- no limit learnt: none to raise
+    srv.close()
+  end)
+
   it("slows down below K/s for a server that allows K per second and says nothing else, and finishes", function()
     local K = 5
     local st = k_per_second(K)

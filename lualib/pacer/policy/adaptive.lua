@@ -247,9 +247,11 @@ function Adaptive:observe(res, inflight, policies)
     self.clean_since = now
     return
   end
-  -- no quota: additive increase after a clean window (only once a limit was learnt)
-  if res.status < 400 and now - self.clean_since >= self.window and self:current() < UNKNOWN then
-    self:set(self.rate + math.max(0.1, self.rate * 0.05), "clean window")
+  -- no quota: additive increase after a clean window (only once a limit was learnt; with
+  -- none, the next look is a window later: under --workers current() reads the shared
+  -- limiter's state, which every answer of a long unlimited run would have paid for)
+  if res.status < 400 and now - self.clean_since >= self.window then
+    if self:current() < UNKNOWN then self:set(self.rate + math.max(0.1, self.rate * 0.05), "clean window") end
     self.clean_since = now
   end
 end
