@@ -148,6 +148,21 @@ print(string.format("worker %d took %s", pacer.worker.id, table.concat(took, ","
     assert.is_true(by["1"] < 12 and by["2"] > 28, string.format("worker 1 took %s, worker 2 %s", by["1"], by["2"]))
   end)
 
+  it("a worker's log lines and failure count say which worker they are from", function()
+    local script = H.script([[
+local list = {}
+for i = 1, 8 do list[i] = i end
+pacer.each(list, function(i) pacer.sleep(0.05) error("boom " .. i) end, {concurrency = 1, progress = false})
+]])
+    local r = H.run_pacer({"--workers", "2", script})
+    assert.are.equal(1, r.code)
+    for k = 1, 2 do
+      assert.matches("\npacer: worker " .. k .. " of 2: error: pacer.each: %d of %d items failed; first: .-boom", "\n" .. r.stderr)
+      assert.matches("\npacer: worker " .. k .. " of 2: %d items? failed in 1 call %(exit status 1%)", r.stderr)
+    end
+    assert.is_nil(r.stderr:match("\npacer: error:"), r.stderr) -- no line without its worker
+  end)
+
   it("pacer.each calls that differ between workers are an error naming both", function()
     local script = H.script([[
 local list = {}

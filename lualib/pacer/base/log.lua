@@ -4,6 +4,9 @@ local options = require "pacer.c.cmdline"
 
 local LEVELS = {error = -1, warn = 0, info = 1, debug = 2}
 local level = LEVELS[os.getenv("PACER_LOG") or ""] or options.verbosity or 0
+-- under --workers a line says whose it is, as the worker's summary lines do
+local PREFIX = (options.workers or 1) > 1 and string.format("pacer: worker %d of %d: ", options.worker, options.workers)
+  or "pacer: "
 
 local M = {}
 
@@ -11,7 +14,7 @@ local function emit(min, tag)
   return function(fmt, ...)
     if level >= min then
       -- one write(2) a line: with --workers, lines of two workers never interleave
-      io.stderr:write("pacer: " .. tag .. string.format(fmt, ...) .. "\n")
+      io.stderr:write(PREFIX .. tag .. string.format(fmt, ...) .. "\n")
     end
   end
 end

@@ -130,12 +130,14 @@ function M.at_exit(how)
   if options.stats and workers == 1 then -- under --workers the parent writes it
     M.write_stats({s})
   end
+  local whose = workers > 1 and ("worker %d of %d"):format(options.worker, workers)
   if (options.verbosity or 0) >= 0 and (s.requests > 0 or how == "interrupted") then
     local out = line(s)
-    if workers > 1 then out = M.tagged(out, ("worker %d of %d"):format(options.worker, workers)) end
+    if whose then out = M.tagged(out, whose) end
     io.stderr:write(out, "\n")
   end
   local failed = failures.line()
+  if failed and whose then failed = M.tagged(failed, whose) end
   if failed then io.stderr:write(failed, "\n") end -- even with -q: it sets the exit status
   local crossed = threshold.report(checked) -- even with -q: it sets the exit status
   local figures = workers > 1 and require("pacer.run.workers").figures(s, stats.run) or nil
