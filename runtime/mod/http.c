@@ -128,6 +128,11 @@ void http_transfer_complete(transfer *tr, CURLcode code) {
   curl_easy_getinfo(tr->easy, CURLINFO_NUM_CONNECTS, &nconnects);
   curl_easy_getinfo(tr->easy, CURLINFO_HTTP_VERSION, &version);
   (void)reqsize;
+  /* never handed to libcurl: what a pooled handle reports is its last request's */
+  if (!tr->added) total = ttfb = conn = reqbytes = nconnects = version = 0;
+  /* a failure, or a connection made (where a retry on a dead one would show): the
+   * handle is reset before its next request (see http_transfer_free) */
+  if (code != CURLE_OK || nconnects > 0) tr->plain = 0;
   int n;
   long status = 0;
   if (code == CURLE_OK && !tr->too_large) {
@@ -210,6 +215,7 @@ CURLMcode http_transfer_start(transfer *tr) {
   }
   sendpace_queue(&tr->paced);
   CURLMcode mc = curl_multi_add_handle(tr->hm->multi, tr->easy);
+  if (mc == CURLM_OK) tr->added = 1;
   if (mc != CURLM_OK) /* a failure of the world (memory): an outcome, not a raise */
     snprintf(tr->errbuf, sizeof tr->errbuf, "libcurl: curl_multi_add_handle: %s", curl_multi_strerror(mc));
   return mc;
@@ -314,8 +320,10 @@ static int l_http(lua_State *L) {
     hm->npool--;
     tr->easy = hm->pool[hm->npool].easy;
     set = hm->pool[hm->npool].set;
+    tr->uses = hm->pool[hm->npool].uses + 1;
   } else {
     tr->easy = curl_easy_init();
+    tr->uses = 1;
   }
   http_transfer_track(hm, tr);
   if (!tr->easy) {

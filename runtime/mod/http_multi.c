@@ -160,9 +160,13 @@ void http_transfer_free(transfer *tr) {
     int removed =
         http_multi_check(hm, curl_multi_remove_handle(hm->multi, tr->easy), "curl_multi_remove_handle") == CURLM_OK;
     if (removed && hm->npool < POOL_MAX) {
-      if (!tr->plain) curl_easy_reset(tr->easy); /* keeps nothing of this request but reusable buffers */
+      /* libcurl 7.88 counts the retries after a reused connection died over a handle's
+       * whole life until a reset (5, then it gives up): reset now and then, as well */
+      int keep = tr->plain && tr->uses < POOL_RESET_USE;
+      if (!keep) curl_easy_reset(tr->easy); /* keeps nothing of this request but reusable buffers */
       hm->pool[hm->npool].easy = tr->easy;
-      hm->pool[hm->npool++].set = tr->plain;
+      hm->pool[hm->npool].uses = keep ? tr->uses : 0;
+      hm->pool[hm->npool++].set = keep;
     } else {
       curl_easy_cleanup(tr->easy);
     }

@@ -11,7 +11,8 @@
 #include "sched/task.h"
 #include <curl/curl.h>
 
-#define POOL_MAX 64
+#define POOL_MAX       64
+#define POOL_RESET_USE 32 /* a pooled handle is reset at least every this many requests */
 
 typedef struct http_multi {
   pacer_loop *loop;
@@ -26,7 +27,7 @@ typedef struct http_multi {
    * request sets only its own (a reset and 12 more options cost 4 % of a GET) */
   struct {
     CURL *easy;
-    int set;
+    int set, uses; /* uses: requests since its last reset */
   } pool[POOL_MAX];
   int npool;
 } http_multi;
@@ -48,6 +49,8 @@ typedef struct transfer {
   struct event *hold;    /* keeps it from libcurl until its send slot is near (made on first use) */
   int held;              /* its send was refused at the wire (sendpace_send): hold it again */
   int plain;             /* set no option a later request could inherit: pooled without a reset */
+  int uses;              /* requests on its easy handle since the handle's last reset */
+  int added;             /* handed to libcurl once: its transfer figures are this request's */
   char errbuf[CURL_ERROR_SIZE];
 } transfer;
 
