@@ -56,30 +56,37 @@ pacer.threshold = require("pacer.observe.threshold").threshold
 -- --workers the workers hand the list out between them: a worker free for another
 -- item takes the next one no worker has taken (pacer.c.share), so the faster takes
 -- more; the indexes others took are absent from its results. Every worker must make
--- the same pacer.each calls in the same order (the k-th of each is one list).
+-- the same pacer.each calls in the same order (the k-th of each is one list). A call
+-- made from inside an item is part of that item, which this worker took: all of it
+-- runs here. Past the lists the workers can share, a list is split by index.
 local each_calls = 0 -- under --workers: this worker's pacer.each calls so far
+local in_item = setmetatable({}, {__mode = "k"}) -- tasks running a pacer.each item now
 
--- The next index of the list of n items (nil: none left), the workers' shared count
--- when there are several.
+-- The next index of the list of n items (nil: none left): the workers' shared count
+-- when there are several, else every index from `from`, `by` apart.
 local function handout(n)
-  if pacer.worker.count == 1 then
-    local i = 0
-    return function()
-      i = i + 1
-      return i <= n and i or nil
+  local from, by = 1, 1
+  local cur = task.current()
+  if pacer.worker.count > 1 and not (cur and in_item[cur]) then
+    each_calls = each_calls + 1
+    local k, share = each_calls, require "pacer.c.share"
+    local info = debug.getinfo(3, "Sl")
+    local where = info and string.format("%s:%d", info.short_src, info.currentline or 0) or "?"
+    local same, theirs = share.open(k, n, where)
+    if same == false then
+      opts.raise("pacer.each: call %d of this worker (%s, %d items) is not call %d of another worker (%s): " ..
+        "under --workers every worker makes the same pacer.each calls, in the same order", k, where, n, k, theirs)
+    elseif same then
+      return function()
+        local i = share.take(k)
+        return i <= n and i or nil
+      end
     end
+    from, by = pacer.worker.id, pacer.worker.count
   end
-  each_calls = each_calls + 1
-  local k, share = each_calls, require "pacer.c.share"
-  local info = debug.getinfo(3, "Sl")
-  local where = info and string.format("%s:%d", info.short_src, info.currentline or 0) or "?"
-  local same, theirs = share.open(k, n, where)
-  if not same then
-    opts.raise("pacer.each: call %d of this worker (%s, %d items) is not call %d of another worker (%s): " ..
-      "under --workers every worker makes the same pacer.each calls, in the same order", k, where, n, k, theirs)
-  end
+  local i = from - by
   return function()
-    local i = share.take(k)
+    i = i + by
     return i <= n and i or nil
   end
 end
@@ -98,7 +105,10 @@ function pacer.each(list, fn, o)
   local bar = o.progress ~= false and pacer.progress{total = pacer.worker.count == 1 and n or nil, label = o.label}
   local results, done = {}, 0
   pool.run(math.min(conc, n), nexti, function(i)
+    local me = task.current()
+    in_item[me] = true
     local ok, v = pcall(fn, list[i], i)
+    in_item[me] = nil
     results[i] = ok and {ok = true, value = v} or {ok = false, err = v}
     done = done + 1
     if not ok then failed:add(v) end

@@ -13,14 +13,17 @@ static workers_region *region(lua_State *L) {
 }
 
 /* open(k, n, where) -> true | false, "where, n items" of the list another worker made
- * as its k-th (1-based); raises past the lists a run may make */
+ * as its k-th (1-based) | nil past the lists a run may make */
 static int l_open(lua_State *L) {
   workers_region *r = region(L);
   lua_Integer k = luaL_checkinteger(L, 1), n = luaL_checkinteger(L, 2);
   const char *where = luaL_checkstring(L, 3);
   char theirs[WORKERS_WHERE + 32];
   int rc = workers_list_open(r, (int)(k - 1), (int64_t)n, where, theirs, sizeof theirs);
-  if (rc < 0) return luaL_error(L, "more than %d pacer.each calls under --workers", WORKERS_LISTS);
+  if (rc < 0) {
+    lua_pushnil(L);
+    return 1;
+  }
   lua_pushboolean(L, rc == 0);
   if (rc == 0) return 1;
   lua_pushstring(L, theirs);

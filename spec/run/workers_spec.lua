@@ -148,6 +148,34 @@ print(string.format("worker %d took %s", pacer.worker.id, table.concat(took, ","
     assert.is_true(by["1"] < 12 and by["2"] > 28, string.format("worker 1 took %s, worker 2 %s", by["1"], by["2"]))
   end)
 
+  it("pacer.each inside an item runs whole in the worker that took the item; past 256 lists, split by index", function()
+    local script = H.script([[
+local done = {}
+local outer = {}
+for i = 1, 6 do outer[i] = i end
+pacer.each(outer, function(o)
+  pacer.sleep(0.01)
+  pacer.each({"a", "b", "c"}, function(x) done[#done + 1] = o .. x end, {progress = false})
+end, {progress = false})
+for k = 1, 260 do -- more lists than the workers share: the rest split by index
+  pacer.each({1, 2}, function(x) done[#done + 1] = "L" .. k .. "." .. x end, {progress = false})
+end
+print("did " .. table.concat(done, " "))
+]])
+    local r = H.run_pacer({"--workers", "2", "-q", script})
+    assert.are.equal(0, r.code, r.stderr)
+    local seen, n = {}, 0
+    for list in r.stdout:gmatch("did ([^\n]*)") do
+      for x in list:gmatch("%S+") do
+        assert.is_nil(seen[x], x .. " twice")
+        seen[x], n = true, n + 1
+      end
+    end
+    assert.are.equal(6 * 3 + 260 * 2, n)
+    for o = 1, 6 do for _, x in ipairs{"a", "b", "c"} do assert.is_true(seen[o .. x], o .. x .. " never") end end
+    assert.is_true(seen["L260.1"] and seen["L260.2"])
+  end)
+
   it("a worker's log lines and failure count say which worker they are from", function()
     local script = H.script([[
 local list = {}
