@@ -67,6 +67,7 @@ static void publish_options(lua_State *L, const host_opts *o) {
   bind_set_str(L, "metrics", o->metrics);
   bind_set_int(L, "worker", o->worker_id > 0 ? o->worker_id : 1);
   bind_set_int(L, "workers", o->workers > 1 ? o->workers : 1);
+  bind_set_bool(L, "in_worker", o->worker_id > 0); /* (not the parent that forked them) */
   lua_createtable(L, o->nthresholds, 0);
   for (int i = 0; i < o->nthresholds; i++) {
     lua_pushstring(L, o->thresholds[i]);
