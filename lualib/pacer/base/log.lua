@@ -5,8 +5,10 @@ local options = require "pacer.c.cmdline"
 local LEVELS = {error = -1, warn = 0, info = 1, debug = 2}
 local level = LEVELS[os.getenv("PACER_LOG") or ""] or options.verbosity or 0
 -- under --workers a line says whose it is, as the worker's summary lines do
-local PREFIX = options.in_worker and (options.workers or 1) > 1 and string.format("pacer: worker %d of %d: ", options.worker, options.workers)
-  or "pacer: "
+local PREFIX = "pacer: "
+if options.in_worker and (options.workers or 1) > 1 then
+  PREFIX = string.format("pacer: worker %d of %d: ", options.worker, options.workers)
+end
 
 local M = {}
 
