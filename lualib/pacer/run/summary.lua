@@ -134,11 +134,11 @@ function M.at_exit(how)
   if (options.verbosity or 0) >= 0 and (s.requests > 0 or how == "interrupted") then
     local out = line(s)
     if whose then out = M.tagged(out, whose) end
-    io.stderr:write(out, "\n")
+    io.stderr:write(out .. "\n") -- one write(2): another worker's lines never land inside it
   end
   local failed = failures.line()
   if failed and whose then failed = M.tagged(failed, whose) end
-  if failed then io.stderr:write(failed, "\n") end -- even with -q: it sets the exit status
+  if failed then io.stderr:write(failed .. "\n") end -- even with -q: it sets the exit status
   local crossed = threshold.report(checked) -- even with -q: it sets the exit status
   local figures = workers > 1 and require("pacer.run.workers").figures(s, stats.run) or nil
   if crossed then return 99, figures end
