@@ -172,15 +172,23 @@ describe("adaptive pacing without quota headers", function()
     return st
   end
 
-  it("halves the rate on each 429 without Retry-After", function()
-    local throttle = 1
-    local srv = pacer.serve{routes = {["GET /h"] = function()
-      if throttle > 0 then
-        throttle = throttle - 1
+  -- a server with no quota headers that answers 429 (no Retry-After) to the next
+  -- `srv.throttle` requests, then 200
+  local function throttling(path)
+    local srv
+    srv = pacer.serve{routes = {["GET " .. path] = function()
+      if srv.throttle > 0 then
+        srv.throttle = srv.throttle - 1
         return 429, "slow down"
       end
       return 200, "ok"
     end}}
+    srv.throttle = 1
+    return srv
+  end
+
+  it("halves the rate on each 429 without Retry-After", function()
+    local srv = throttling("/h")
     local api = pacer.client{base_url = srv.url, adaptive = true, rate = "8/s", retry = FAST}
     assert.are.equal(8, api:stats().rate)
     local res = assert(api:get("/h"))
@@ -188,7 +196,7 @@ describe("adaptive pacing without quota headers", function()
     assert.are.equal(2, res.attempts)
     assert.are.equal(4, api:stats().rate)
     pacer.sleep(0.2)
-    throttle = 1
+    srv.throttle = 1
     res = assert(api:get("/h"))
     assert.are.equal(2, res.attempts)
     assert.are.equal(2, api:stats().rate)
@@ -196,14 +204,7 @@ describe("adaptive pacing without quota headers", function()
   end)
 
   it("after a clean window (2 s) adds 5 % (at least 0.1/s) to a rate it learnt; with none learnt, adds nothing", function()
-    local throttle = 1
-    local srv = pacer.serve{routes = {["GET /w"] = function()
-      if throttle > 0 then
-        throttle = throttle - 1
-        return 429, "slow down"
-      end
-      return 200, "ok"
-    end}}
+    local srv = throttling("/w")
     local api = pacer.client{base_url = srv.url, adaptive = true, rate = "8/s", retry = FAST}
     assert(api:get("/w"))
     assert.are.equal(4, api:stats().rate) -- halved by the 429
