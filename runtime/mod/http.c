@@ -119,7 +119,7 @@ static void push_headers(lua_State *L, transfer *tr) {
 void http_transfer_complete(transfer *tr, CURLcode code) {
   lua_State *L = task_thread(tr->task);
   lua_checkstack(L, 8);
-  curl_off_t total = 0, ttfb = 0, conn = 0, reqsize = 0;
+  curl_off_t total = 0, ttfb = 0, conn = 0;
   curl_easy_getinfo(tr->easy, CURLINFO_TOTAL_TIME_T, &total);
   curl_easy_getinfo(tr->easy, CURLINFO_STARTTRANSFER_TIME_T, &ttfb);
   curl_easy_getinfo(tr->easy, CURLINFO_CONNECT_TIME_T, &conn);
@@ -127,7 +127,6 @@ void http_transfer_complete(transfer *tr, CURLcode code) {
   curl_easy_getinfo(tr->easy, CURLINFO_REQUEST_SIZE, &reqbytes);
   curl_easy_getinfo(tr->easy, CURLINFO_NUM_CONNECTS, &nconnects);
   curl_easy_getinfo(tr->easy, CURLINFO_HTTP_VERSION, &version);
-  (void)reqsize;
   /* never handed to libcurl: what a pooled handle reports is its last request's */
   if (!tr->added) total = ttfb = conn = reqbytes = nconnects = version = 0;
   /* a failure, or a connection made (where a retry on a dead one would show): the
