@@ -1,11 +1,18 @@
 /* hist.c (mod): pacer.c.hist, the latency histogram of core/hist.h as a Lua object.
- * Seconds in and out; the counts live in the userdata (no malloc, nothing to free). */
+ * Seconds in and out; the counts live in the userdata (no malloc, nothing to free). A
+ * histogram may have an `up` one that every value it records also goes to: a client's
+ * and the run's, in one call on a request's path. */
 #include "core/hist.h"
 #include "mod/modules.h"
 #include <lauxlib.h>
 #include <math.h>
 
 #define PACER_HIST "pacer.hist"
+
+typedef struct lhist {
+  hist h;           /* first: a lhist * is a hist * */
+  struct lhist *up; /* kept alive by the userdata's user value */
+} lhist;
 
 static hist *checkhist(lua_State *L, int i) {
   return luaL_checkudata(L, i, PACER_HIST);
@@ -18,18 +25,30 @@ static int64_t to_ns(lua_State *L, int i) {
   return (int64_t)llround(s * 1e9);
 }
 
-/* hist.new() -> an empty histogram */
-static int hist_new(lua_State *L) {
-  hist *h = lua_newuserdatauv(L, sizeof *h, 0);
-  hist_init(h);
+/* Pushes an empty histogram whose values also go to the one at index `up` (0: none). */
+static lhist *push_hist(lua_State *L, int up) {
+  lhist *u = up ? luaL_checkudata(L, up, PACER_HIST) : NULL;
+  lhist *h = lua_newuserdatauv(L, sizeof *h, 1);
+  hist_init(&h->h);
+  h->up = u;
+  if (u) {
+    lua_pushvalue(L, up);
+    lua_setiuservalue(L, -2, 1);
+  }
   luaL_setmetatable(L, PACER_HIST);
+  return h;
+}
+
+/* hist.new([up]) -> an empty histogram; what it records also goes to `up` (and its up) */
+static int hist_new(lua_State *L) {
+  push_hist(L, lua_isnoneornil(L, 1) ? 0 : 1);
   return 1;
 }
 
 /* h:record(seconds) */
 static int hist_m_record(lua_State *L) {
-  hist *h = checkhist(L, 1);
-  hist_record(h, to_ns(L, 2));
+  int64_t ns = to_ns(L, 2);
+  for (lhist *h = luaL_checkudata(L, 1, PACER_HIST); h; h = h->up) hist_record(&h->h, ns);
   return 0;
 }
 
@@ -147,8 +166,8 @@ static double dump_field(lua_State *L, int t, const char *k, double lo, double h
 /* hist.load(t) -> a histogram holding what h:dump() gave; raises naming what is wrong */
 static int hist_load(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
-  hist_new(L); /* [t, h] */
-  hist *h = checkhist(L, 2);
+  lua_settop(L, 1);
+  hist *h = &push_hist(L, 0)->h; /* [t, h] */
   h->count = (uint64_t)dump_field(L, 1, "count", 0, 9e15);
   h->min_ns = (int64_t)dump_field(L, 1, "min", -9e18, 9e18);
   h->max_ns = (int64_t)dump_field(L, 1, "max", -9e18, 9e18);
@@ -197,7 +216,7 @@ int luaopen_pacer_hist(lua_State *L) {
   lua_setfield(L, -2, "new");
   lua_pushcfunction(L, hist_load);
   lua_setfield(L, -2, "load");
-  lua_pushinteger(L, (lua_Integer)sizeof(hist));
+  lua_pushinteger(L, (lua_Integer)sizeof(lhist));
   lua_setfield(L, -2, "bytes"); /* the memory of one histogram */
   return 1;
 }

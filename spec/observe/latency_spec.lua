@@ -101,4 +101,37 @@ mock:close()
     assert.are.equal("pacer.hist: load: 'count' must be a whole number in [0.0, 9e+15]",
       H.message(function() hist.load{count = -1} end))
   end)
+
+  it("a histogram made with an `up` one records into both; two clients add up in the run's", function()
+    local hist = require "pacer.c.hist"
+    local run = hist.new()
+    local c = {a = hist.new(run), b = hist.new(run)}
+    for i = 1, 100 do c.a:record(i / 1e3) end
+    for i = 1, 50 do c.b:record(i / 1e2) end
+    assert.are.equal(100, c.a:count())
+    assert.are.equal(50, c.b:count())
+    assert.are.equal(150, run:count())
+    local both = hist.new()
+    both:merge(c.a)
+    both:merge(c.b)
+    assert.are.same(both:summary(), run:summary())
+    c.a = nil -- the run's outlives the clients' (its userdata is kept by theirs, not the other way)
+    collectgarbage()
+    assert.are.equal(150, run:count())
+
+    local mock = pacer.mock{port = 0, rate = "1000/s"}
+    local before = pacer.stats().latency.count
+    local c1 = pacer.client{base_url = mock.url .. "/v2"}
+    local c2 = pacer.client{base_url = mock.url .. "/v2"}
+    for _ = 1, 3 do assert(c1:get("/numbers")) end
+    for _ = 1, 2 do assert(c2:get("/numbers")) end
+    assert(pacer.request{url = mock.url .. "/v2/numbers"})
+    mock:close()
+    assert.are.equal(3, c1:stats().latency.count)
+    assert.are.equal(2, c2:stats().latency.count)
+    assert.are.equal(3, c1:stats().requests)
+    local run_stats = pacer.stats()
+    assert.are.equal(before + 6, run_stats.latency.count)
+    assert.is_nil(c1:stats().up)
+  end)
 end)

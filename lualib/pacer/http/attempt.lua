@@ -1,7 +1,8 @@
 -- pacer.http.attempt: the one attempt loop. A logical request is attempted, paced and
 -- retried here until it succeeds, fails for good, or its retry policy gives up. What
 -- happens around each attempt belongs to the sender (a client, or a bare request):
---   sender.sinks                      stats counters the attempts are added to
+--   sender.counters                   the stats sink the attempts are counted in
+--                                        (run/stats.lua; and up its chain: the run's)
 --   sender:before_attempt(r, n, deadline) -> seconds waited, extra header lines, token
 --                                        (token.slot_wait: seconds spent waiting for a
 --                                        concurrency slot; token.slot_at: the slot the
@@ -75,7 +76,7 @@ local function attempt_once(sender, r, n, deadline)
     return nil, errors.new{kind = "gave_up", reason = extra, unsent = true, attempts = n - 1,
       message = string.format("%s %s: gave up: %s", r.method, url.redact(r.url), extra)}
   end
-  stats.waited(sender.sinks, paced)
+  stats.waited(sender.counters, paced)
   local sent = task.now()
   local status, headers, body, info = transfer(r, on_the_wire(r, extra))
   local res, err
@@ -83,7 +84,7 @@ local function attempt_once(sender, r, n, deadline)
     res = response.new(r, status, headers, body, info, n)
   end
   local t = token or {}
-  timing.attempt(sender.sinks, r.method, status or headers.kind, paced, t.slot_wait, t.slot_at, sent,
+  timing.attempt(sender.counters, r.method, status or headers.kind, paced, t.slot_wait, t.slot_at, sent,
     status and res.elapsed or headers.elapsed)
   if not status then
     err = headers -- a server's refusal too (a redirect to file://, HTTP/0.9): prepare() checked the URL
@@ -107,7 +108,7 @@ end
 -- Sends the prepared request r for `sender` under retry policy p (nil: one attempt).
 -- Returns res (any status the policy does not retry) or nil, err.
 function M.send(r, sender, p)
-  local sinks = sender.sinks
+  local counters = sender.counters
   local started = task.now()
   local n, wait, prev_delay = 0, 0, nil
   local idempotent = r.idempotent or (p and p.unsafe)
@@ -116,13 +117,13 @@ function M.send(r, sender, p)
     n = n + 1
     local res, err, paced, again = attempt_once(sender, r, n, started + (p and p.max_time or math.huge))
     if err and err.unsent then
-      stats.finished(sinks, false)
+      stats.finished(counters, false)
       if sender.gave_up and err.kind ~= "deadline" then
         sender:gave_up{attempt = n, reason = err.reason or err.message}
       end
       return nil, err
     end
-    stats.attempt(sinks, r, n, res and res.status, err, wait + paced, res and res.elapsed or err.elapsed,
+    stats.attempt(counters, r, n, res and res.status, err, wait + paced, res and res.elapsed or err.elapsed,
       res and res.quota, sender)
     local elapsed = task.now() - started
     local delay, why
@@ -133,12 +134,12 @@ function M.send(r, sender, p)
     end
     if delay == nil then
       local ok = res ~= nil and res.status < 400
-      stats.finished(sinks, ok)
+      stats.finished(counters, ok)
       if ok and p and p.on_success then p.on_success(hook_info(n, elapsed, res, err, delay)) end
       if res then return res end
       return nil, err
     elseif delay == false then
-      stats.finished(sinks, false)
+      stats.finished(counters, false)
       local i = hook_info(n, elapsed, res, err, delay, why)
       if p then call_hook(p.on_giveup, i) end
       if sender.gave_up then sender:gave_up(i) end
@@ -152,7 +153,7 @@ function M.send(r, sender, p)
     end
     prev_delay, wait = delay, delay
     if delay > 0 then
-      timing.paused(sinks, delay)
+      timing.paused(counters, delay)
       task.sleep(delay)
     end
   end

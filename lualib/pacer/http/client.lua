@@ -218,9 +218,7 @@ function Client:pace(r, token, deadline)
       end
     end
   end
-  local t0 = task.now()
-  self.semaphore:acquire()
-  token.slot, token.slot_wait = true, task.now() - t0
+  token.slot, token.slot_wait = true, self.semaphore:acquire()
   local extra
   if self.keys then
     local key, w = self.keys:acquire()
@@ -393,10 +391,10 @@ function Client:request(method, path, ro)
     local fresh
     entry, fresh = hc:before(r)
     if fresh then
-      stats.cache_hit(self.sinks)
+      stats.cache_hit(self.counters)
       return response.cached(r, entry)
     end
-    if r.method == "GET" then stats.cache_miss(self.sinks, entry ~= nil) end
+    if r.method == "GET" then stats.cache_miss(self.counters, entry ~= nil) end
   end
   local res, err = attempt.send(r, self, policy)
   if hc and res then

@@ -199,7 +199,7 @@ function Bare.after_attempt(_, r, res)
 end
 
 -- the requests made without a client, as one more client in /metrics ("pacer.request")
-M.counters = stats.new()
+M.counters = stats.new(stats.run)
 
 -- pacer.request{...}: a request on its own (no client): retries by default.
 function M.request(o)
@@ -215,7 +215,7 @@ function M.request(o)
   if max and r.cost > max then
     opts.raise("pacer.request: a cost of %d is above the limiter's burst (%d): it could never be sent", r.cost, max)
   end
-  return attempt.send(r, setmetatable({limiter = o.limiter, sinks = {M.counters, stats.run}, again_budget = 1}, Bare),
+  return attempt.send(r, setmetatable({limiter = o.limiter, counters = M.counters, again_budget = 1}, Bare),
     retry.policy(o.retry, "pacer.request"))
 end
 

@@ -10,9 +10,12 @@ local timing = require "pacer.observe.timing"
 
 local M = {}
 
-local function new()
+-- A sink of counters: a client's (or pacer.request's), whose every count also goes to
+-- `up`, the run's. The functions below walk that chain; histograms chain in C.
+local function new(up)
   return {requests = 0, ok = 0, failed = 0, retries = 0, throttled = 0, cache_hits = 0,
-    cache_misses = 0, revalidations = 0, waited = 0, by_status = {}, errors = {}, timing = timing.new()}
+    cache_misses = 0, revalidations = 0, waited = 0, by_status = {}, errors = {},
+    timing = timing.new(up and up.timing), up = up}
 end
 M.new = new
 
@@ -55,9 +58,8 @@ end
 -- One attempt finished: a status or a transport error kind. The sender's pace
 -- (sender:rate(), if it has one) is asked only for an --events line: a limiter's state
 -- is not cheap to read on every attempt.
-function M.attempt(sinks, req, attempt, status, err, wait, elapsed, quota, sender)
-  for i = 1, #sinks do
-    local s = sinks[i]
+function M.attempt(s, req, attempt, status, err, wait, elapsed, quota, sender)
+  repeat
     s.requests = s.requests + 1
     if attempt > 1 then s.retries = s.retries + 1 end
     if status then
@@ -66,7 +68,8 @@ function M.attempt(sinks, req, attempt, status, err, wait, elapsed, quota, sende
     else
       s.errors[err.kind] = (s.errors[err.kind] or 0) + 1
     end
-  end
+    s = s.up
+  until s == nil
   if options.events then
     log_event{t = task.wall(), method = req.method, url = url.redact(req.url), status = status,
       error = err and err.kind or nil, attempt = attempt, wait = wait, elapsed = elapsed,
@@ -74,36 +77,36 @@ function M.attempt(sinks, req, attempt, status, err, wait, elapsed, quota, sende
   end
 end
 
-function M.waited(sinks, seconds)
-  for i = 1, #sinks do
-    local s = sinks[i]
+function M.waited(s, seconds)
+  repeat
     s.waited = s.waited + seconds
-  end
+    s = s.up
+  until s == nil
 end
 
 -- A logical request ended (after its retries).
-function M.finished(sinks, ok)
-  for i = 1, #sinks do
-    local s = sinks[i]
+function M.finished(s, ok)
+  repeat
     if ok then s.ok = s.ok + 1 else s.failed = s.failed + 1 end
-  end
+    s = s.up
+  until s == nil
 end
 
-function M.cache_hit(sinks)
-  for i = 1, #sinks do
-    local s = sinks[i]
+function M.cache_hit(s)
+  repeat
     s.cache_hits = s.cache_hits + 1
     s.ok = s.ok + 1
-  end
+    s = s.up
+  until s == nil
 end
 
 -- a miss; `revalidating` when a stale entry's validators go with the request
-function M.cache_miss(sinks, revalidating)
-  for i = 1, #sinks do
-    local s = sinks[i]
+function M.cache_miss(s, revalidating)
+  repeat
     s.cache_misses = s.cache_misses + 1
     if revalidating then s.revalidations = s.revalidations + 1 end
-  end
+    s = s.up
+  until s == nil
 end
 
 -- A plain copy for stats(): timing becomes latency, lateness and time (observe/timing).
@@ -111,7 +114,7 @@ function M.copy(s)
   local c = {}
   for k, v in pairs(timing.report(s.timing)) do c[k] = v end
   for k, v in pairs(s) do
-    if k == "clients" or k == "timing" then goto continue end
+    if k == "clients" or k == "timing" or k == "up" then goto continue end
     if type(v) == "table" then
       local t = {}
       for k2, v2 in pairs(v) do t[k2] = v2 end
