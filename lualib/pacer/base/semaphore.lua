@@ -10,14 +10,17 @@ function M.semaphore(n)
   return setmetatable({permits = n, head = 1, tail = 0, waiting = {}}, Semaphore)
 end
 
+-- Returns the seconds it waited for the permit (0 when one was free: no clock read).
 function Semaphore:acquire()
   if self.permits > 0 and self.head > self.tail then
     self.permits = self.permits - 1
-    return
+    return 0
   end
   self.tail = self.tail + 1
   self.waiting[self.tail] = task.current() or error("semaphore: must be used from a task", 2)
+  local t0 = task.now()
   task.suspend()
+  return task.now() - t0
 end
 
 -- Hands the permit straight to the longest waiter, if any.

@@ -164,8 +164,7 @@ function M.new(o)
   -- resends at once: a retired key's request goes out again; a 401 refreshes auth once
   self.again_budget = (self.keys and #self.keys.keys or 0) + 1
   stats.run.clients[self] = true
-  self.counters = stats.new()
-  self.sinks = {self.counters, stats.run}
+  self.counters = stats.new(stats.run) -- (counted for the run too)
   return self
 end
 
@@ -200,12 +199,13 @@ function Client:pace(r, token, deadline)
   local ad = self.parts and self.parts:adaptive(r.partition) or self.adaptive
   if self.parts then self.parts:probe(r.partition, token) end
   if ad then -- fail fast, not after a wait the request cannot afford
-    local refused, left = ad:refused(), ad:pause_left()
+    local now = task.now()
+    local refused, left = ad:refused(now), ad:pause_left(now)
     if refused then return false, refused end
-    if left > 0 and deadline and task.now() + left > deadline then
+    if left > 0 and deadline and now + left > deadline then
       return false, string.format("the server paused this client for %.3gs, past the request's max_time", left)
     end
-    waited = waited + ad:wait()
+    waited = waited + ad:wait(now)
   end
   -- the limiters' wait options (none made for a client with no limiter at all)
   local wo = (r.priority or r.max_wait) and {priority = r.priority, max_wait = r.max_wait}

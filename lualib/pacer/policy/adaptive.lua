@@ -110,20 +110,25 @@ function Adaptive:pause(seconds)
 end
 
 -- Why a request must not wait now (the server asked for more than max_pause), or nil.
-function Adaptive:refused()
-  if (self.refused_until or 0) <= task.now() then return nil end
+-- (now: task.now(), when the caller has it)
+function Adaptive:refused(now)
+  if (self.refused_until or 0) <= (now or task.now()) then return nil end
   return string.format("the server asked this client to wait %.6gs, more than max_retry_after/max_time (%gs)",
     self.refused_ask, self.max_pause)
 end
 
 -- Seconds left of the current pause (0: none).
-function Adaptive:pause_left() return math.max(0, self.paused_until - task.now()) end
+function Adaptive:pause_left(now) return math.max(0, self.paused_until - (now or task.now())) end
 
 -- Before an attempt: waits out a pause. Returns the seconds waited.
-function Adaptive:wait()
-  local left = self.paused_until - task.now()
-  if left > 0 then task.sleep(left) end
-  if self.shared and not self.cycle_mark and task.now() >= self.cycle_start then self:end_cycle() end
+function Adaptive:wait(now)
+  now = now or task.now()
+  local left = self.paused_until - now
+  if left > 0 then
+    task.sleep(left)
+    now = task.now()
+  end
+  if self.shared and not self.cycle_mark and now >= self.cycle_start then self:end_cycle() end
   return math.max(left, 0)
 end
 
