@@ -102,8 +102,9 @@ int host_spawn(host_opts *o, int *is_parent) {
       }
     }
   }
-  /* still with the signals blocked: a late Ctrl-C does not cut the summary short */
-  if (n > 0) {
+  /* still with the signals blocked: a late Ctrl-C does not cut the summary short; with
+   * -q and no --stats it would show nothing (and the workers left no figures for it) */
+  if (n > 0 && (!o->quiet || o->stats)) {
     o->workers = n;
     host_summary(o, status);
   }

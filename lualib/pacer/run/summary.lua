@@ -140,7 +140,9 @@ function M.at_exit(how)
   if failed and whose then failed = M.tagged(failed, whose) end
   if failed then io.stderr:write(failed .. "\n") end -- even with -q: it sets the exit status
   local crossed = threshold.report(checked) -- even with -q: it sets the exit status
-  local figures = workers > 1 and require("pacer.run.workers").figures(s, stats.run) or nil
+  -- (the parent shows nothing with -q and no --stats: host/spawn.c then makes no summary)
+  local summed = workers > 1 and ((options.verbosity or 0) >= 0 or options.stats)
+  local figures = summed and require("pacer.run.workers").figures(s, stats.run) or nil
   if crossed then return 99, figures end
   return failed and 1 or 0, figures
 end
