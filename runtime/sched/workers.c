@@ -74,8 +74,10 @@ void workers_unlock(workers_region *r) {
 void workers_forget(workers_region *r, int k) {
   if (k < 1 || k > WORKERS_MAX) return;
   workers_lock(r);
-  for (int i = 0; i < WORKERS_LIMITERS; i++)
-    if (r->slots[i].used) memset(&r->slots[i].queues[k - 1], 0, sizeof(shared_queue));
+  /* the slots in use are the first ones (the k-th limiter of any worker is slot k), and
+   * past them lie pages no one touched: not read, so never faulted in */
+  for (int i = 0; i < WORKERS_LIMITERS && r->slots[i].used; i++)
+    memset(&r->slots[i].queues[k - 1], 0, sizeof(shared_queue));
   workers_unlock(r);
 }
 
