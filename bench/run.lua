@@ -348,8 +348,9 @@ scenarios.S4 = function(ng)
   out("## S4 throughput")
   out()
   out(string.format("nginx static file (1 worker), no limit; N=%d GETs, %d in flight (curl `--parallel " ..
-    "--parallel-max %d`); wrk `-t2 -c%d -d5s` as the ceiling. req/s = delivered / client wall time (start-up " ..
-    "included); CPU per request = client user+sys / delivered.", N, C, C, C))
+    "--parallel-max %d`; `pacer --workers 2`: half in each worker); wrk `-t2 -c%d -d5s` as the ceiling. " ..
+    "req/s = delivered / client wall time (start-up included); CPU per request = client user+sys / delivered.",
+    N, C, C, C))
   out()
   local rows = {}
   for _, c in ipairs(clients) do

@@ -8,6 +8,9 @@ if not (scenario == "get" or scenario == "post" or scenario == "hold") or not ur
   os.exit(2)
 end
 
+-- under --workers each worker keeps its share of CONCURRENCY in flight: as many in all
+-- as one process (or wrk -cN) would
+if conc > 0 then conc = math.ceil(conc / pacer.worker.count) end
 local api = pacer.client{
   rate = rate > 0 and rate or nil,
   adaptive = rate == 0 or nil, -- no declared limit: pace from what the server says
