@@ -9,6 +9,16 @@ local H = dofile("spec/support/helpers.lua")
 
 local CLIENT = "python3 spec/serve/hostile/hostile.py"
 
+-- Connections the kernel has established to `port` on 127.0.0.1 (/proc/net/tcp, state 01).
+local function established(port)
+  local n = 0
+  for line in io.lines("/proc/net/tcp") do
+    local lport, st = line:match("^%s*%d+: %x+:(%x+) %x+:%x+ (%x%x)")
+    if lport and tonumber(lport, 16) == port and st == "01" then n = n + 1 end
+  end
+  return n
+end
+
 local function json_of(out)
   local ok, v = pcall(pacer.json.decode, out)
   assert(ok and type(v) == "table", "the client printed no result: " .. tostring(out))
@@ -91,7 +101,13 @@ describe("pacer.serve under hostile clients", function()
     local t = pacer.spawn(function() -- two idle connections, held 1.5 s
       return H.sh(string.format("%s flood %d %d 2 1", CLIENT, srv.port, require("pacer.c.proc").pid()), 10)
     end)
-    pacer.sleep(0.3)
+    -- (until the kernel holds both: a slow start of python3 must not let ours in first)
+    for _ = 1, 100 do
+      if established(srv.port) >= 2 then break end
+      pacer.sleep(0.05)
+    end
+    assert.are.equal(2, established(srv.port))
+    pacer.sleep(0.1) -- (for the server to take them)
     local t0 = pacer.now()
     local res = assert(pacer.request{url = srv.url .. "/", retry = false, timeout = 5})
     local waited = pacer.now() - t0
