@@ -34,7 +34,8 @@ static int embedded_searcher(lua_State *L) {
   }
   for (const struct embedded_module *m = pacer_embedded; m->name; m++) {
     if (strcmp(m->name, name) == 0) {
-      if (luaL_loadbufferx(L, m->data, m->len, m->chunkname, "t") != LUA_OK) return lua_error(L);
+      /* bytecode made at build time (tools/luadump.c), named in it as m->chunkname */
+      if (luaL_loadbufferx(L, m->data, m->len, m->chunkname, "b") != LUA_OK) return lua_error(L);
       lua_pushstring(L, m->chunkname + 1);
       return 2;
     }

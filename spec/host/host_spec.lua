@@ -91,6 +91,13 @@ print(select("#", ...), ...)
     contains(r.stderr, "stack traceback")
   end)
 
+  it("the built-in lualib (bytecode) keeps its file names and lines in a traceback", function()
+    local r = H.run_pacer({"-e", "pacer.client{rate = 'x'}"}, {env = "env -u PACER_PATH"})
+    assert.are.equal(1, r.code)
+    assert.truthy(r.stderr:find("\n%s+lualib/pacer/http/client%.lua:%d+: in function 'pacer%.client'\n"), r.stderr)
+    assert.truthy(r.stderr:find("\n%s+lualib/pacer/base/options%.lua:%d+: in function"), r.stderr)
+  end)
+
   it("a runtime error after a wait is reported the same way", function()
     local path = script("pacer.sleep(0.01)\nlocal t = nil\nprint(t.field)\n")
     local r = H.run_pacer{path}
