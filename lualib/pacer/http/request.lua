@@ -75,64 +75,39 @@ local function duration(where, o, base, k)
   return v
 end
 
--- Builds the wire request from options o, with client defaults `base` (may be nil).
--- Returns {method, url, headers = {"Name: value"}, hdr = {lower = value}, body, ...}.
-function M.prepare(where, o, base)
-  base = base or {}
-  if o.url == nil then opts.raise("%s: option 'url' is required", where) end
-  local r = {method = o.method or "GET"}
-  if not KNOWN[r.method] then
-    r.method = r.method:upper()
-    if not r.method:match("^[A-Z]+$") then opts.raise("%s: invalid method %q", where, o.method) end
-  end
-  r.url = url.join(base.base_url, o.url)
-  if not good_urls[r.url] and r.url:find("%z") then
-    opts.raise("%s: invalid URL '%s': it contains a NUL byte", where, url.redact((r.url:gsub("%z", "\\0"))))
-  end
-  if o.query then r.url = url.add_query(r.url, o.query) end
-  if not good_urls[r.url] then
-    local bad = http.check_url(r.url) -- now, not after the limiter granted it a slot
-    if bad then opts.raise("%s: invalid URL '%s': %s", where, url.redact(r.url), bad) end
-    if not r.url:find("%z") then -- (check_url reads up to a NUL only)
-      if ngood_urls >= 1024 then good_urls, ngood_urls = {}, 0 end
-      good_urls[r.url], ngood_urls = true, ngood_urls + 1
-    end
-  end
-  -- what http.request need not parse again: this very string was checked (a value, not
-  -- a flag: a table that inherits it with another url, a redirect's, is checked again)
-  r.url_checked = r.url
+-- The caller's and the client's headers, the body's Content-Type and the idempotency key
+-- for prepare(), and pacer's Accept unless given. Returns hdr (lower-cased name ->
+-- value), the lines, the body.
+local function build_headers(where, method, u, o, base)
   local n = (o.json ~= nil and 1 or 0) + (o.form ~= nil and 1 or 0) + (o.body ~= nil and 1 or 0)
   if n > 1 then opts.raise("%s: give only one of 'json', 'form' and 'body'", where) end
-
   -- hdr: lower-cased name -> value; order: lower-cased names as first seen; names: the
   -- spelling last given
   local hdr, order, names = {}, {}, {}
   if base.headers then for k, v in pairs(base.headers) do add_header(where, hdr, order, names, k, v) end end
   if o.headers then for k, v in pairs(o.headers) do add_header(where, hdr, order, names, k, v) end end
+  local body = o.body
   if o.json ~= nil then
-    local ok, body = pcall(cjson.encode, o.json)
-    if not ok then opts.raise("%s: cannot encode 'json': %s", where, body) end
-    r.body = body
+    local ok, json = pcall(cjson.encode, o.json)
+    if not ok then opts.raise("%s: cannot encode 'json': %s", where, json) end
+    body = json
     if not hdr["content-type"] then add_header(where, hdr, order, names, "Content-Type", "application/json") end
   elseif o.form then
-    r.body = url.query(o.form)
+    body = url.query(o.form)
     if not hdr["content-type"] then
       add_header(where, hdr, order, names, "Content-Type", "application/x-www-form-urlencoded")
     end
-  else
-    r.body = o.body
+  elseif body and not hdr["content-type"] then
     -- say what raw bytes are, rather than let libcurl call them a form
-    if r.body and not hdr["content-type"] then
-      add_header(where, hdr, order, names, "Content-Type", "application/octet-stream")
-    end
+    add_header(where, hdr, order, names, "Content-Type", "application/octet-stream")
   end
   if o.idempotency_key then add_header(where, hdr, order, names, "Idempotency-Key", o.idempotency_key) end
-  if base.idempotency and not SAFE[r.method] and not hdr["idempotency-key"] then
+  if base.idempotency and not SAFE[method] and not hdr["idempotency-key"] then
     -- one per logical request, kept across retries; a function makes keys that also
     -- survive a restart (derived from what is sent, e.g. the recipient)
     local key = crypto.random_hex(16)
     if type(base.idempotency) == "function" then
-      key = base.idempotency{method = r.method, url = r.url, path = o.url, query = o.query, json = o.json,
+      key = base.idempotency{method = method, url = u, path = o.url, query = o.query, json = o.json,
         form = o.form, body = o.body}
       if type(key) ~= "string" and type(key) ~= "number" or key == "" then
         opts.raise("%s: the idempotency function must return a non-empty string, got %s", where, type(key))
@@ -146,28 +121,72 @@ function M.prepare(where, o, base)
     hdr.accept = ACCEPT
     headers[#headers + 1] = ACCEPT_LINE
   end
-  r.headers, r.hdr = headers, hdr
+  return hdr, headers, body
+end
 
-  r.timeout = duration(where, o, base, "timeout") or 30
-  r.connect_timeout = duration(where, o, base, "connect_timeout") or 10
+-- The URL of a request: base_url joined, query added, checked (once per distinct URL).
+local function check_url(where, o, base)
+  local u = url.join(base.base_url, o.url)
+  if not good_urls[u] and u:find("%z") then
+    opts.raise("%s: invalid URL '%s': it contains a NUL byte", where, url.redact((u:gsub("%z", "\\0"))))
+  end
+  if o.query then u = url.add_query(u, o.query) end
+  if not good_urls[u] then
+    local bad = http.check_url(u) -- now, not after the limiter granted it a slot
+    if bad then opts.raise("%s: invalid URL '%s': %s", where, url.redact(u), bad) end
+    if not u:find("%z") then -- (check_url reads up to a NUL only)
+      if ngood_urls >= 1024 then good_urls, ngood_urls = {}, 0 end
+      good_urls[u], ngood_urls = true, ngood_urls + 1
+    end
+  end
+  return u
+end
+
+-- Builds the wire request from options o, with client defaults `base` (may be nil).
+-- Returns {method, url, headers = {"Name: value"}, hdr = {lower = value}, body, ...}.
+function M.prepare(where, o, base)
+  base = base or {}
+  if o.url == nil then opts.raise("%s: option 'url' is required", where) end
+  local method = o.method or "GET"
+  if not KNOWN[method] then
+    method = method:upper()
+    if not method:match("^[A-Z]+$") then opts.raise("%s: invalid method %q", where, o.method) end
+  end
+  local u = check_url(where, o, base)
+  local hdr, headers, body
+  if base.headers or o.headers or o.json ~= nil or o.form or o.body or o.idempotency_key
+    or (base.idempotency and not SAFE[method]) then
+    hdr, headers, body = build_headers(where, method, u, o, base)
+  else -- (most requests: pacer's Accept line alone, nothing to check or order)
+    hdr, headers = {accept = ACCEPT}, {ACCEPT_LINE}
+  end
   -- redirects are followed by http/redirect.lua, not libcurl (which would send every
   -- caller header to whatever origin a server names)
-  local follow = o.follow
+  local follow, redirects, downgrade = o.follow
   if follow == nil then follow = base.follow end
   if type(follow) == "table" then
     follow = opts.check(where .. ": follow", follow, {max = "integer", downgrade = "boolean"})
-    r.redirects, r.downgrade = follow.max or 10, follow.downgrade == true
+    redirects, downgrade = follow.max or 10, follow.downgrade == true
   else
-    r.redirects = follow == true and 10 or follow or 0
+    redirects = follow == true and 10 or follow or 0
   end
-  if r.redirects < 0 then opts.raise("%s: option 'follow' must be >= 0, got %d", where, r.redirects) end
-  if o.verify ~= nil then r.verify = o.verify else r.verify = base.verify end
-  if r.verify == false and r.url:find("^[Hh][Tt][Tt][Pp][Ss]:") then
-    log.warn("TLS verification is off for %s", url.redact(r.url))
+  if redirects < 0 then opts.raise("%s: option 'follow' must be >= 0, got %d", where, redirects) end
+  local verify = o.verify
+  if verify == nil then verify = base.verify end
+  if verify == false and u:find("^[Hh][Tt][Tt][Pp][Ss]:") then
+    log.warn("TLS verification is off for %s", url.redact(u))
   end
-  r.max_body = o.max_body or base.max_body
-  r.idempotent = SAFE[r.method] or hdr["idempotency-key"] ~= nil
-  return r
+  -- one constructor with every field, including those the client fills in later (path,
+  -- cost, priority, max_wait, partition): the table is sized once, never grown
+  return {method = method, url = u, headers = headers, hdr = hdr, body = body,
+    -- what http.request need not parse again: this very string was checked (a value, not
+    -- a flag: a table that inherits it with another url, a redirect's, is checked again)
+    url_checked = u,
+    timeout = duration(where, o, base, "timeout") or 30,
+    connect_timeout = duration(where, o, base, "connect_timeout") or 10,
+    redirects = redirects, downgrade = downgrade, verify = verify, max_body = o.max_body or base.max_body,
+    idempotent = SAFE[method] or hdr["idempotency-key"] ~= nil,
+    path = nil, cost = nil, priority = nil, max_wait = nil, partition = nil}
 end
 
 -- The sender of a request made without a client: its own limiter, the run's stats.
