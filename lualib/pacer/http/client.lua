@@ -365,7 +365,7 @@ function Client:gave_up(info)
 end
 
 -- api:request(method, path [, opts]) or api:request{method=, url=|path=, ...}
-function Client:request(method, path, ro)
+local function do_request(self, method, path, ro)
   if type(method) == "table" then
     ro = {}
     for k, v in pairs(method) do ro[k] = v end
@@ -408,11 +408,6 @@ function Client:request(method, path, ro)
   return res, err
 end
 
-for _, m in ipairs{"get", "post", "put", "patch", "delete", "head"} do
-  local method = m:upper()
-  WHERE[method] = "api:" .. m
-  Client[m] = function(self, path, ro) return self:request(method, path, ro) end
-end
 
 function Client:stats()
   local s = stats.copy(self.counters)
@@ -441,11 +436,28 @@ function Client:quota()
 end
 
 -- The public methods check how they were called: api.get("/x") says to use api:get.
-for _, name in ipairs{"request", "get", "post", "put", "patch", "delete", "head", "stats", "quota"} do
+-- (Fixed arities, each straight to do_request: this is every request's path.)
+local function misused(name) opts.raise("api.%s: call it as api:%s(...)", name, name) end
+
+function Client:request(method, path, ro)
+  if getmetatable(self) ~= Client then misused("request") end
+  return do_request(self, method, path, ro)
+end
+
+for _, m in ipairs{"get", "post", "put", "patch", "delete", "head"} do
+  local method = m:upper()
+  WHERE[method] = "api:" .. m
+  Client[m] = function(self, path, ro)
+    if getmetatable(self) ~= Client then misused(m) end
+    return do_request(self, method, path, ro)
+  end
+end
+
+for _, name in ipairs{"stats", "quota"} do
   local method = Client[name]
-  Client[name] = function(self, ...)
-    if getmetatable(self) ~= Client then opts.raise("api.%s: call it as api:%s(...)", name, name) end
-    return method(self, ...)
+  Client[name] = function(self)
+    if getmetatable(self) ~= Client then misused(name) end
+    return method(self)
   end
 end
 
