@@ -76,7 +76,7 @@ local function attempt_once(sender, r, n, deadline)
     return nil, errors.new{kind = "gave_up", reason = extra, unsent = true, attempts = n - 1,
       message = string.format("%s %s: gave up: %s", r.method, url.redact(r.url), extra)}
   end
-  stats.waited(sender.counters, paced)
+  if paced > 0 then stats.waited(sender.counters, paced) end
   local sent = task.now()
   local status, headers, body, info = transfer(r, on_the_wire(r, extra))
   local res, err

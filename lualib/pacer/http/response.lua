@@ -37,7 +37,7 @@ function M.new(req, status, headers, body, info, attempt)
   local quota, quota_error = corelib.parse_quota(headers)
   local ra = rawget(headers, "retry-after") -- (names come lower-cased: no __index call)
   return setmetatable({
-    status = status, headers = M.headers(headers), body = body, elapsed = info.elapsed,
+    status = status, headers = setmetatable(headers, Headers), body = body, elapsed = info.elapsed,
     ttfb = info.ttfb, http_version = info.http_version, reused = info.reused,
     method = req.method, url = req.url, attempts = attempt,
     quota = quota, quota_error = quota_error, -- why a malformed RateLimit field was ignored

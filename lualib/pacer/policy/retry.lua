@@ -61,7 +61,9 @@ end
 local function retryable(p, res, err, idempotent)
   if res then
     local hit = p.statuses[res.status]
-    for _, pred in ipairs(p.predicates) do hit = hit or pred(res, nil) end
+    if p.predicates[1] then -- (most policies have none: no ipairs on every answer)
+      for _, pred in ipairs(p.predicates) do hit = hit or pred(res, nil) end
+    end
     if not hit then return false end
     -- a 429 was refused before any work was done: always safe to repeat
     return res.status == 429 or idempotent
