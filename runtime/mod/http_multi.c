@@ -6,6 +6,7 @@
 #include <event2/event.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 typedef struct sockctx {
   struct event *ev;
@@ -111,6 +112,20 @@ static int proxy_in_env(void) {
   return 0;
 }
 
+/* The Accept-Encoding line libcurl would make for CURLOPT_ACCEPT_ENCODING "": every
+ * encoding this libcurl decodes, in its order. */
+static void accept_encoding_line(char *out, size_t n) {
+  const curl_version_info_data *v = curl_version_info(CURLVERSION_NOW);
+  const char *names[4];
+  int k = 0;
+  if (v->features & CURL_VERSION_LIBZ) names[k++] = "deflate", names[k++] = "gzip";
+  if (v->features & CURL_VERSION_BROTLI) names[k++] = "br";
+  if (v->features & CURL_VERSION_ZSTD) names[k++] = "zstd";
+  out[0] = '\0';
+  for (int i = 0; i < k; i++)
+    snprintf(out + strlen(out), n - strlen(out), "%s%s", i ? ", " : "Accept-Encoding: ", names[i]);
+}
+
 http_multi *http_multi_get(pacer_loop *loop, const char **why) {
   if (loop->http) return loop->http;
   *why = "out of memory";
@@ -118,6 +133,7 @@ http_multi *http_multi_get(pacer_loop *loop, const char **why) {
   if (!hm) return NULL;
   hm->loop = loop;
   hm->proxy_env = proxy_in_env();
+  accept_encoding_line(hm->accept_encoding, sizeof hm->accept_encoding);
   list_init(&hm->transfers);
   hm->multi = curl_multi_init();
   hm->timer = evtimer_new(loop->base, on_timeout, hm);

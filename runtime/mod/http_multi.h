@@ -30,6 +30,8 @@ typedef struct http_multi {
     int set, uses; /* uses: requests since its last reset */
   } pool[POOL_MAX];
   int npool;
+  /* "Accept-Encoding: ..." as libcurl makes it for "" (what it can decode); "" if none */
+  char accept_encoding[64];
 } http_multi;
 
 #define MAX_HEADERS (256 * 1024) /* a response's header block, all lines */

@@ -22,6 +22,11 @@ local function echo_server()
     ["GET /text"] = function() return 200, "not json at all\n", {["Content-Type"] = "text/plain"} end,
     ["GET /redirect"] = function() return 302, "moved", {Location = "/landed?from=redirect"} end,
     ["GET /slow"] = function() pacer.sleep(2) return 200, "late" end,
+    -- '{"sms": "sent"}' gzipped (Python's gzip.compress, mtime 0)
+    ["GET /gz"] = function()
+      return 200, "\31\139\8\0\0\0\0\0\2\3\171\86\42\206\45\86\178\82\80\42\78\205\43\81\170\5\0\147\213" ..
+        "\242\121\15\0\0\0", {["Content-Type"] = "application/json", ["Content-Encoding"] = "gzip"}
+    end,
   }}
   srv.hits = hits
   return srv
@@ -60,6 +65,23 @@ describe("pacer.request against pacer.serve", function()
     assert.are.equal("pacer/" .. pacer.version, h["user-agent"])
     res = assert(pacer.request{url = srv.url .. "/h", retry = false, headers = {accept = "text/csv"}})
     assert.are.equal("text/csv", res:json().headers["accept"])
+  end)
+
+  it("offers the encodings libcurl decodes, and decodes a gzipped answer", function()
+    local res = assert(pacer.request{url = srv.url .. "/h", retry = false})
+    local offered = res:json().headers["accept-encoding"]
+    assert.is_truthy(offered and offered:find("gzip", 1, true), offered)
+    res = assert(pacer.request{url = srv.url .. "/gz", retry = false})
+    assert.are.equal("gzip", res.headers["content-encoding"])
+    assert.are.same({sms = "sent"}, res:json())
+  end)
+
+  it("a caller's User-Agent and Accept-Encoding replace pacer's (sent once)", function()
+    local res = assert(pacer.request{url = srv.url .. "/h", retry = false,
+      headers = {["user-agent"] = "sms-sync/2", ["Accept-Encoding"] = "identity"}})
+    local h = res:json().headers
+    assert.are.equal("sms-sync/2", h["user-agent"])
+    assert.are.equal("identity", h["accept-encoding"])
   end)
 
   it("json = encodes the body and sets Content-Type: application/json", function()
