@@ -246,27 +246,61 @@ static int fail_now(lua_State *L, const char *kind, const char *msg) {
   return 2;
 }
 
-/* NULL when url is an http or https URL libcurl can parse, else why not (static text). */
-static const char *url_problem(const char *url) {
-  CURLU *u = curl_url();
-  if (!u) return "out of memory";
+/* Parses url into u: NULL when it is an http or https URL libcurl can parse, else why
+ * not (static text). */
+static const char *url_parse(CURLU *u, const char *url) {
   CURLUcode uc = curl_url_set(u, CURLUPART_URL, url, 0);
   char *scheme = NULL;
   if (uc == CURLUE_OK) curl_url_get(u, CURLUPART_SCHEME, &scheme, 0);
   int bad_scheme = scheme && strcmp(scheme, "http") != 0 && strcmp(scheme, "https") != 0;
   curl_free(scheme);
-  curl_url_cleanup(u);
   if (uc != CURLUE_OK) return curl_url_strerror(uc);
   return bad_scheme ? "only http and https URLs are supported" : NULL;
 }
 
-/* check_url(url) -> nil | why: the request's URL checked when it is prepared, so a bad
- * one raises before it takes a limiter slot. */
+static const char *url_problem(const char *url) {
+  CURLU *u = curl_url();
+  if (!u) return "out of memory";
+  const char *bad = url_parse(u, url);
+  curl_url_cleanup(u);
+  return bad;
+}
+
+/* check_url(url) -> nil | why: a URL checked before it takes a limiter slot. */
 static int l_check_url(lua_State *L) {
   const char *bad = url_problem(luaL_checkstring(L, 1));
   if (!bad) return 0;
   lua_pushstring(L, bad);
   return 1;
+}
+
+/* A parsed URL, kept by prepare() for every request to it: given to libcurl as
+ * CURLOPT_CURLU, a transfer copies it instead of parsing the URL and printing it back
+ * (7.88: 8 % of a GET). */
+#define PACER_URL "pacer.url"
+typedef struct {
+  CURLU *h;
+} url_handle;
+
+static int url_gc(lua_State *L) {
+  url_handle *u = luaL_checkudata(L, 1, PACER_URL);
+  curl_url_cleanup(u->h);
+  u->h = NULL;
+  return 0;
+}
+
+/* parse_url(url) -> handle | nil, why: check_url's check, the parse kept. */
+static int l_parse_url(lua_State *L) {
+  const char *url = luaL_checkstring(L, 1);
+  url_handle *u = lua_newuserdatauv(L, sizeof *u, 0); /* made empty first: a raise leaks nothing */
+  u->h = NULL;
+  luaL_setmetatable(L, PACER_URL);
+  u->h = curl_url();
+  const char *bad = u->h ? url_parse(u->h, url) : "out of memory";
+  if (!bad) return 1;
+  lua_pushnil(L);
+  lua_pushstring(L, bad);
+  return 2;
 }
 
 /* The options every request has alike: set once on a new or reset handle. */
@@ -311,7 +345,9 @@ static int l_http(lua_State *L) {
    * table inheriting it with another url, as a redirect's could, is checked again) */
   lua_getfield(L, 1, "url_checked");
   int checked = lua_rawequal(L, -1, 2);
-  lua_pop(L, 4);
+  lua_getfield(L, 1, "url_handle"); /* (prepare's parse of that very string) */
+  url_handle *parsed = checked ? luaL_testudata(L, -1, PACER_URL) : NULL;
+  lua_pop(L, 5); /* (a handle stays alive: r holds it, and r is this call's argument) */
 
   const char *bad = checked ? NULL : url_problem(url);
   if (bad) return fail_now(L, "url", bad);
@@ -364,7 +400,8 @@ static int l_http(lua_State *L) {
   CURL *e = tr->easy;
   if (!set) set_standing(hm, e);
   /* every option from here on is set by every request, or makes it not plain */
-  curl_easy_setopt(e, CURLOPT_URL, url);
+  curl_easy_setopt(e, CURLOPT_URL, url); /* (with a handle too: libcurl then takes its text as is) */
+  curl_easy_setopt(e, CURLOPT_CURLU, parsed && parsed->h ? parsed->h : NULL);
   curl_easy_setopt(e, CURLOPT_PRIVATE, tr);
   curl_easy_setopt(e, CURLOPT_ERRORBUFFER, tr->errbuf);
   curl_easy_setopt(e, CURLOPT_WRITEDATA, tr);
@@ -416,8 +453,13 @@ static int l_inflight(lua_State *L) {
 }
 
 int luaopen_pacer_http(lua_State *L) {
-  static const luaL_Reg funcs[] = {
-      {"request", l_http}, {"inflight", l_inflight}, {"check_url", l_check_url}, {NULL, NULL}};
+  static const luaL_Reg funcs[] = {{"request", l_http},
+                                   {"inflight", l_inflight},
+                                   {"check_url", l_check_url},
+                                   {"parse_url", l_parse_url},
+                                   {NULL, NULL}};
+  static const luaL_Reg url_meta[] = {{"__gc", url_gc}, {NULL, NULL}};
+  bind_createmeta(L, PACER_URL, NULL, url_meta);
   luaL_newlib(L, funcs);
   return 1;
 }

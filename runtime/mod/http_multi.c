@@ -180,6 +180,9 @@ void http_transfer_free(transfer *tr) {
        * whole life until a reset (5, then it gives up): reset now and then, as well */
       int keep = tr->plain && tr->uses < POOL_RESET_USE;
       if (!keep) curl_easy_reset(tr->easy); /* keeps nothing of this request but reusable buffers */
+      /* the request's parsed URL (http.c) is Lua's to collect: a pooled handle keeps no
+       * pointer to it */
+      if (keep) curl_easy_setopt(tr->easy, CURLOPT_CURLU, NULL);
       hm->pool[hm->npool].easy = tr->easy;
       hm->pool[hm->npool].uses = keep ? tr->uses : 0;
       hm->pool[hm->npool++].set = keep;

@@ -222,6 +222,26 @@ describe("pacer.request against pacer.serve", function()
     end
   end)
 
+  it("URLs to two servers in turn, between redirects, each reach their own host and path", function()
+    -- the parsed URL handed to libcurl goes with each request, on handles it reuses
+    local other = pacer.serve{routes = {["* /*"] = function(req) return 200, {other = req.target} end}}
+    local urls = {srv.url .. "/a?x=1", other.url .. "/b", srv.url .. "/c/d?y=%20", other.url .. "/"}
+    local seen = {}
+    for round = 1, 3 do
+      for _, u in ipairs(urls) do
+        local got = assert(pacer.request{url = u, retry = false, follow = round == 2,
+          query = round == 3 and {z = 3} or nil}):json()
+        seen[#seen + 1] = got.target or ("other " .. got.other)
+      end
+      local landed = assert(pacer.request{url = srv.url .. "/redirect", follow = true, retry = false})
+      seen[#seen + 1] = landed:json().target
+    end
+    other.close()
+    assert.are.same({"/a?x=1", "other /b", "/c/d?y=%20", "other /", "/landed?from=redirect",
+      "/a?x=1", "other /b", "/c/d?y=%20", "other /", "/landed?from=redirect",
+      "/a?x=1&z=3", "other /b?z=3", "/c/d?y=%20&z=3", "other /?z=3", "/landed?from=redirect"}, seen)
+  end)
+
   it("does not follow redirects unless follow = true", function()
     local res = assert(pacer.request{url = srv.url .. "/redirect", retry = false})
     assert.are.equal(302, res.status)

@@ -21,7 +21,7 @@ M.SPEC = {
   idempotency_key = "string", auth = "table", cost = "integer", priority = "integer", max_wait = "duration",
 }
 
--- URLs check_url found good (NUL-free too), the same way: a URL is parsed once.
+-- URLs check_url found good -> their parse: a URL is parsed once.
 local good_urls, ngood_urls = {}, 0
 
 local ACCEPT = "application/json, */*;q=0.5"
@@ -124,22 +124,23 @@ local function build_headers(where, method, u, o, base)
   return hdr, headers, body
 end
 
--- The URL of a request: base_url joined, query added, checked (once per distinct URL).
+-- The URL of a request: base_url joined, query added, checked and parsed (once per
+-- distinct URL). Returns it and its parse (http.parse_url), which libcurl copies.
 local function check_url(where, o, base)
   local u = url.join(base.base_url, o.url)
-  if not good_urls[u] and u:find("%z") then
-    opts.raise("%s: invalid URL '%s': it contains a NUL byte", where, url.redact((u:gsub("%z", "\\0"))))
-  end
   if o.query then u = url.add_query(u, o.query) end
-  if not good_urls[u] then
-    local bad = http.check_url(u) -- now, not after the limiter granted it a slot
-    if bad then opts.raise("%s: invalid URL '%s': %s", where, url.redact(u), bad) end
-    if not u:find("%z") then -- (check_url reads up to a NUL only)
-      if ngood_urls >= 1024 then good_urls, ngood_urls = {}, 0 end
-      good_urls[u], ngood_urls = true, ngood_urls + 1
+  local parsed = good_urls[u]
+  if not parsed then -- now, not after the limiter granted it a slot
+    if u:find("%z") then -- (the parse would read up to it only)
+      opts.raise("%s: invalid URL '%s': it contains a NUL byte", where, url.redact((u:gsub("%z", "\\0"))))
     end
+    local bad
+    parsed, bad = http.parse_url(u)
+    if not parsed then opts.raise("%s: invalid URL '%s': %s", where, url.redact(u), bad) end
+    if ngood_urls >= 1024 then good_urls, ngood_urls = {}, 0 end
+    good_urls[u], ngood_urls = parsed, ngood_urls + 1
   end
-  return u
+  return u, parsed
 end
 
 -- Builds the wire request from options o, with client defaults `base` (may be nil).
@@ -152,7 +153,7 @@ function M.prepare(where, o, base)
     method = method:upper()
     if not method:match("^[A-Z]+$") then opts.raise("%s: invalid method %q", where, o.method) end
   end
-  local u = check_url(where, o, base)
+  local u, parsed = check_url(where, o, base)
   local hdr, headers, body
   if base.headers or o.headers or o.json ~= nil or o.form or o.body or o.idempotency_key
     or (base.idempotency and not SAFE[method]) then
@@ -181,7 +182,7 @@ function M.prepare(where, o, base)
   return {method = method, url = u, headers = headers, hdr = hdr, body = body,
     -- what http.request need not parse again: this very string was checked (a value, not
     -- a flag: a table that inherits it with another url, a redirect's, is checked again)
-    url_checked = u,
+    url_checked = u, url_handle = parsed,
     timeout = duration(where, o, base, "timeout") or 30,
     connect_timeout = duration(where, o, base, "connect_timeout") or 10,
     redirects = redirects, downgrade = downgrade, verify = verify, max_body = o.max_body or base.max_body,
