@@ -258,20 +258,13 @@ static const char *url_parse(CURLU *u, const char *url) {
   return bad_scheme ? "only http and https URLs are supported" : NULL;
 }
 
+/* url_parse's verdict on a URL not parsed before (a redirect's). */
 static const char *url_problem(const char *url) {
   CURLU *u = curl_url();
   if (!u) return "out of memory";
   const char *bad = url_parse(u, url);
   curl_url_cleanup(u);
   return bad;
-}
-
-/* check_url(url) -> nil | why: a URL checked before it takes a limiter slot. */
-static int l_check_url(lua_State *L) {
-  const char *bad = url_problem(luaL_checkstring(L, 1));
-  if (!bad) return 0;
-  lua_pushstring(L, bad);
-  return 1;
 }
 
 /* A parsed URL, kept by prepare() for every request to it: given to libcurl as
@@ -289,7 +282,8 @@ static int url_gc(lua_State *L) {
   return 0;
 }
 
-/* parse_url(url) -> handle | nil, why: check_url's check, the parse kept. */
+/* parse_url(url) -> handle | nil, why: a URL checked when its request is prepared,
+ * before it takes a limiter slot, and its parse kept. */
 static int l_parse_url(lua_State *L) {
   const char *url = luaL_checkstring(L, 1);
   url_handle *u = lua_newuserdatauv(L, sizeof *u, 0); /* made empty first: a raise leaks nothing */
@@ -312,8 +306,9 @@ static void set_standing(const http_multi *hm, CURL *e) {
   curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
   curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
   curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
-  curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, ""); /* decodes what the line we send offers */
-  if (!hm->proxy_env) {                             /* none to find: spares libcurl five getenv scans a request */
+  /* decodes what the Accept-Encoding line l_http adds offers */
+  curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
+  if (!hm->proxy_env) { /* none to find: spares libcurl five getenv scans a request */
     curl_easy_setopt(e, CURLOPT_PROXY, "");
     curl_easy_setopt(e, CURLOPT_NOPROXY, "");
   }
@@ -453,11 +448,8 @@ static int l_inflight(lua_State *L) {
 }
 
 int luaopen_pacer_http(lua_State *L) {
-  static const luaL_Reg funcs[] = {{"request", l_http},
-                                   {"inflight", l_inflight},
-                                   {"check_url", l_check_url},
-                                   {"parse_url", l_parse_url},
-                                   {NULL, NULL}};
+  static const luaL_Reg funcs[] = {
+      {"request", l_http}, {"inflight", l_inflight}, {"parse_url", l_parse_url}, {NULL, NULL}};
   static const luaL_Reg url_meta[] = {{"__gc", url_gc}, {NULL, NULL}};
   bind_createmeta(L, PACER_URL, NULL, url_meta);
   luaL_newlib(L, funcs);

@@ -408,7 +408,6 @@ local function do_request(self, method, path, ro)
   return res, err
 end
 
-
 function Client:stats()
   local s = stats.copy(self.counters)
   if self.limiter and self.limiter.state then s.rate = self.limiter:state().rate end
