@@ -6,8 +6,6 @@
 #include <lauxlib.h>
 #include <lua.h>
 #include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 
 static int write_chunk(lua_State *L, const void *p, size_t n, void *ud) {
   (void)L;
