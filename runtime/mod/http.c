@@ -90,8 +90,16 @@ static const char *error_kind(const transfer *tr, CURLcode c, long oserr) {
   }
 }
 
-/* Pushes the header block as a table with lower-cased names; repeats joined by ", ". */
-static void push_headers(lua_State *L, transfer *tr) {
+/* Does a header name (n bytes) start a quota family (corelib's parse_quota reads them)? */
+static int quota_name(const char *p, size_t n) {
+  return (n >= 9 && strncasecmp(p, "ratelimit", 9) == 0) || (n >= 11 && strncasecmp(p, "x-ratelimit", 11) == 0) ||
+         (n >= 12 && strncasecmp(p, "x-rate-limit", 12) == 0);
+}
+
+/* Pushes the header block as a table with lower-cased names; repeats joined by ", ".
+ * Returns whether a quota header is among them. */
+static int push_headers(lua_State *L, transfer *tr) {
+  int quota = 0;
   bind_headers_begin(L);
   const char *p = tr->head, *end = tr->head + tr->head_len;
   while (p < end) {
@@ -108,10 +116,12 @@ static void push_headers(lua_State *L, transfer *tr) {
       const char *ve = line_end;
       while (ve > v && (ve[-1] == ' ' || ve[-1] == '\t')) ve--;
       bind_headers_add(L, p, n, v, (size_t)(ve - v));
+      quota = quota || quota_name(p, n);
     }
     p = next;
   }
   bind_headers_end(L);
+  return quota;
 }
 
 /* Pushes the outcome on the task's thread and queues it: status, headers, body, info
@@ -137,9 +147,10 @@ void http_transfer_complete(transfer *tr, CURLcode code) {
   if (code == CURLE_OK && !tr->too_large) {
     curl_easy_getinfo(tr->easy, CURLINFO_RESPONSE_CODE, &status);
     lua_pushinteger(L, status);
-    push_headers(L, tr);
+    int quota = push_headers(L, tr);
     lua_pushlstring(L, tr->body ? tr->body : "", tr->body_len);
-    lua_createtable(L, 0, 6);
+    lua_createtable(L, 0, 7);
+    bind_set_bool(L, "quota_headers", quota); /* (no parse_quota call for an answer without) */
     bind_set_num(L, "elapsed", (double)total / 1e6);
     bind_set_num(L, "ttfb", (double)ttfb / 1e6);
     bind_set_num(L, "connect", (double)conn / 1e6);

@@ -34,7 +34,8 @@ function Response:__tostring()
 end
 
 function M.new(req, status, headers, body, info, attempt)
-  local quota, quota_error = corelib.parse_quota(headers)
+  local quota, quota_error
+  if info.quota_headers then quota, quota_error = corelib.parse_quota(headers) end
   local ra = rawget(headers, "retry-after") -- (names come lower-cased: no __index call)
   return setmetatable({
     status = status, headers = setmetatable(headers, Headers), body = body, elapsed = info.elapsed,
