@@ -95,6 +95,11 @@ int parse_retry_after(const char *v, double now, double *secs) {
   return -1;
 }
 
+int quota_header_name(const char *name, size_t n) {
+  return (n >= 9 && strncasecmp(name, "ratelimit", 9) == 0) || (n >= 11 && strncasecmp(name, "x-ratelimit", 11) == 0) ||
+         (n >= 12 && strncasecmp(name, "x-rate-limit", 12) == 0);
+}
+
 int parse_quota_int(const char *v, int64_t *out) {
   double d;
   if (parse_decimal(v, &d) < 0 || d != floor(d) || d > 9.0e15) return -1;

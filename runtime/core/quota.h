@@ -3,6 +3,7 @@
  * RateLimit / RateLimit-Policy fields. Pure C: malformed input returns -1, never crashes. */
 #ifndef PACER_QUOTA_H
 #define PACER_QUOTA_H
+#include <stddef.h>
 #include <stdint.h>
 
 /* An HTTP-date in any of the three forms of RFC 9110 (IMF-fixdate, RFC 850, asctime).
@@ -13,6 +14,10 @@ int parse_http_date(const char *v, int64_t *epoch);
  * epoch time. Stores seconds to wait (0 for a date in the past); 0 or -1 if malformed
  * (negative, garbage, overflow). */
 int parse_retry_after(const char *v, double now, double *secs);
+
+/* Does a header name (n bytes, any case) start one of the quota families read by the
+ * parsers here: "ratelimit", "x-ratelimit" or "x-rate-limit"? 1 or 0. */
+int quota_header_name(const char *name, size_t n);
 
 /* A non-negative integer quota value ("100"); 0 or -1. */
 int parse_quota_int(const char *v, int64_t *out);

@@ -261,8 +261,7 @@ static int has_quota_names(lua_State *L) {
     if (lua_type(L, -1) != LUA_TSTRING) continue;
     size_t n;
     const char *k = lua_tolstring(L, -1, &n);
-    found = (n >= 9 && memcmp(k, "ratelimit", 9) == 0) || (n >= 11 && memcmp(k, "x-ratelimit", 11) == 0) ||
-            (n >= 12 && memcmp(k, "x-rate-limit", 12) == 0);
+    found = quota_header_name(k, n);
   }
   if (found) lua_pop(L, 1); /* the key lua_next left */
   return found;

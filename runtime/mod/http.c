@@ -3,6 +3,7 @@
  * task gets. The Lua layer (lualib/pacer/http/attempt.lua) decides what to send and what
  * to retry. */
 #include "mod/http.h"
+#include "core/quota.h"
 #include "mod/bind.h"
 #include "mod/http_multi.h"
 #include "sched/loop.h"
@@ -90,12 +91,6 @@ static const char *error_kind(const transfer *tr, CURLcode c, long oserr) {
   }
 }
 
-/* Does a header name (n bytes) start a quota family (corelib's parse_quota reads them)? */
-static int quota_name(const char *p, size_t n) {
-  return (n >= 9 && strncasecmp(p, "ratelimit", 9) == 0) || (n >= 11 && strncasecmp(p, "x-ratelimit", 11) == 0) ||
-         (n >= 12 && strncasecmp(p, "x-rate-limit", 12) == 0);
-}
-
 /* Pushes the header block as a table with lower-cased names; repeats joined by ", ".
  * Returns whether a quota header is among them. */
 static int push_headers(lua_State *L, transfer *tr) {
@@ -116,7 +111,7 @@ static int push_headers(lua_State *L, transfer *tr) {
       const char *ve = line_end;
       while (ve > v && (ve[-1] == ' ' || ve[-1] == '\t')) ve--;
       bind_headers_add(L, p, n, v, (size_t)(ve - v));
-      quota = quota || quota_name(p, n);
+      quota = quota || quota_header_name(p, n);
     }
     p = next;
   }
